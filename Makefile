@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make run` starts exops on embedded defaults, `make test` runs
+# every check. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest schemas clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/exops start
+
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+schemas: $(STAMP)
+	$(BIN)/python -c "from packs.schema import write_schemas; write_schemas()"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ``exops`` command line."""

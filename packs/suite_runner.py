@@ -1,0 +1,102 @@
+"""Running a domain pack's test suites through the decision code the graph uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from packs.decisions import CaseDecision, decide_case
+from packs.domain import DomainPack
+from packs.tenant import TenantPolicyPack
+from packs.testsuite import TestCase
+
+TenantLookup = Callable[[str], TenantPolicyPack | None]
+CaseExecutor = Callable[[DomainPack, TenantPolicyPack, TestCase], dict[str, Any]]
+"""Runs one case and returns its outcome by the names test cases use (see CaseDecision.outcome)."""
+
+AUTHOR_TENANT_ID = "domain-author"
+
+
+def author_tenant(domain: DomainPack) -> TenantPolicyPack:
+    """The domain author's view: every playbook not flagged ``approved: false`` and every tool allowed."""
+    return TenantPolicyPack(
+        tenantId=AUTHOR_TENANT_ID,
+        tenantName=f"{domain.domainName} defaults",
+        domainName=domain.domainName,
+        approvedBusinessProcesses=[p.id for p in domain.playbooks if p.approved],
+        toolsAllowList=list(domain.tools),
+    )
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str
+    expected: Any
+    actual: Any
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    suite_id: str
+    case_id: str
+    tenant_id: str
+    differences: tuple[Difference, ...] = ()
+    error: str | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.differences
+
+
+def decide_test_case(domain: DomainPack, tenant: TenantPolicyPack, case: TestCase) -> dict[str, Any]:
+    """The default executor: the deterministic decision chain."""
+    decision: CaseDecision = decide_case(
+        domain,
+        tenant,
+        exception_type=case.input.exceptionType,
+        raw_payload=case.input.rawPayload,
+        normalized_context=case.input.normalizedContext,
+        source_system=case.input.sourceSystem,
+        source_severity=case.input.severity,
+        sla_remaining=case.input.slaMinutesRemaining,
+    )
+    return decision.outcome()
+
+
+def run_suites(
+    domain: DomainPack,
+    *,
+    tenant: TenantPolicyPack | None = None,
+    find_tenant: TenantLookup = lambda _tenant_id: None,
+    execute: CaseExecutor = decide_test_case,
+) -> list[CaseResult]:
+    """Run every case; a case's own tenantId wins, then ``tenant``, then the domain author's view."""
+    default = tenant or author_tenant(domain)
+    results = []
+    for suite in domain.testSuites:
+        for case in suite.cases:
+            case_tenant = find_tenant(case.tenantId) if case.tenantId else default
+            tenant_id = case.tenantId or default.tenantId
+            if case_tenant is None:
+                results.append(
+                    CaseResult(
+                        suite.suiteId, case.caseId, tenant_id, error=f"tenant {tenant_id!r} is not loaded"
+                    )
+                )
+                continue
+            try:
+                outcome = execute(domain, case_tenant, case)
+            except Exception as exc:  # a broken case is a failed case, never a stopped run
+                results.append(
+                    CaseResult(suite.suiteId, case.caseId, tenant_id, error=f"{type(exc).__name__}: {exc}")
+                )
+                continue
+            differences = tuple(
+                Difference(name, expected, outcome.get(name))
+                for name, expected in sorted(case.expected.checked().items())
+                if outcome.get(name) != expected
+            )
+            results.append(CaseResult(suite.suiteId, case.caseId, tenant_id, differences, outcome=outcome))
+    return results
