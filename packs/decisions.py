@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from packs.common import ResolutionStatus, Severity
@@ -40,6 +40,17 @@ def _canonical(name: str) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
 
 
+def plain(value: Any) -> Any:
+    """Payload values CEL can read: dates and times as ISO strings (YAML makes ``2026-11-20`` a date)."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
+
+
 def case_data(
     *,
     exception_type: str | None,
@@ -58,8 +69,8 @@ def case_data(
         "exceptionType": exception_type,
         "tenantId": tenant_id,
         "domainName": domain_name,
-        "rawPayload": dict(raw_payload),
-        "normalizedContext": dict(normalized_context or {}),
+        "rawPayload": plain(raw_payload),
+        "normalizedContext": plain(normalized_context or {}),
         "sourceSystem": source_system,
         "timestamp": timestamp,
         "slaMinutesRemaining": sla_minutes_remaining,
@@ -135,7 +146,7 @@ class CaseDecision:
             "severity": self.severity.severity if self.severity else None,
             "actionability": self.policy.actionability if self.policy else None,
             "playbookId": self.policy.selected_playbook_id if self.policy else None,
-            "humanApprovalRequired": self.policy.human_approval_required if self.policy else None,
+            "humanApprovalRequired": self.resolution_status == "PENDING_APPROVAL" if self.policy else None,
             "resolutionStatus": self.resolution_status,
         }
 

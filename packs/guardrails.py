@@ -62,7 +62,10 @@ class EffectiveGuardrails:
 
 
 def effective_guardrails(domain: Guardrails, tenant: Guardrails | None) -> EffectiveGuardrails:
-    """Fold domain guardrails and a tenant's overrides (field by field, tenant wins) over the defaults."""
+    """Fold domain guardrails and a tenant's overrides (field by field, tenant wins) over the defaults.
+
+    Block lists are the exception: a tenant adds to the domain's, it cannot unblock what the domain
+    says must never run unattended."""
     base = EffectiveGuardrails()
 
     def pick(name: str, fallback: Any) -> Any:
@@ -72,13 +75,18 @@ def effective_guardrails(domain: Guardrails, tenant: Guardrails | None) -> Effec
         return fallback
 
     allow = pick("allowLists", None)
-    block = pick("blockLists", NameLists())
+    blocked_tools = {
+        t for layer in (domain, tenant) if layer and layer.blockLists for t in layer.blockLists.tools
+    }
+    blocked_actions = {
+        a for layer in (domain, tenant) if layer and layer.blockLists for a in layer.blockLists.actions
+    }
     gates = pick("severityGates", {})
     return EffectiveGuardrails(
         allowed_tools=frozenset(allow.tools) if allow is not None and allow.tools else None,
         allowed_actions=frozenset(allow.actions) if allow is not None and allow.actions else None,
-        blocked_tools=frozenset(block.tools),
-        blocked_actions=frozenset(block.actions),
+        blocked_tools=frozenset(blocked_tools),
+        blocked_actions=frozenset(blocked_actions),
         human_approval_threshold=pick("humanApprovalThreshold", base.human_approval_threshold),
         no_auto_action_if_severity_in=frozenset(
             pick("noAutoActionIfSeverityIn", sorted(base.no_auto_action_if_severity_in))

@@ -31,7 +31,9 @@ class SeverityDecision:
 
     @property
     def confidence(self) -> float:
-        return CONFIDENCE_BY_SOURCE[self.source]
+        """An explicit tenant override is a declaration, as sure as a matching rule."""
+        base = CONFIDENCE_BY_SOURCE[self.source]
+        return max(base, CONFIDENCE_BY_SOURCE["rule"]) if self.override is not None else base
 
     @property
     def winning_rule(self) -> SeverityRule | None:

@@ -243,3 +243,43 @@ class TestTypes:
             )
             == expected
         )
+
+
+class TestReviewFixes:
+    def test_dates_in_payload_are_readable_by_conditions(self, domain_doc: dict[str, Any]) -> None:
+        from datetime import date
+
+        domain_doc["severityRules"][0]["condition"] = "rawPayload.tradeDate == '2026-11-20'"
+        domain, _ = build(domain_doc)
+        decision = decide_severity(domain, None, data("SETTLEMENT_FAIL", tradeDate=date(2026, 11, 20)))
+        assert decision.source == "rule"
+
+    def test_tenant_block_lists_add_to_the_domains(
+        self, domain_doc: dict[str, Any], tenant_doc: dict[str, Any]
+    ) -> None:
+        from packs.guardrails import effective_guardrails
+
+        domain_doc["guardrails"]["blockLists"] = {"tools": ["retrySettlement"]}
+        tenant_doc["guardrailOverrides"] = {"blockLists": {"tools": ["getTrade"], "actions": ["notify"]}}
+        domain, tenant = build(domain_doc, tenant_doc)
+        rails = effective_guardrails(domain.guardrails, tenant.guardrailOverrides)
+        assert rails.blocked_tools == {"retrySettlement", "getTrade"} and rails.blocked_actions == {"notify"}
+
+    def test_tenant_override_is_as_sure_as_a_rule(
+        self, domain_doc: dict[str, Any], tenant_doc: dict[str, Any]
+    ) -> None:
+        domain, tenant = build(domain_doc, tenant_doc)
+        decision = decide_severity(domain, tenant, data("POSITION_BREAK"))
+        assert (decision.severity, decision.source, decision.confidence) == ("HIGH", "default", 0.9)
+
+    def test_a_step_needing_approval_means_approval_required(
+        self, domain_doc: dict[str, Any], tenant_doc: dict[str, Any]
+    ) -> None:
+        tenant_doc["guardrailOverrides"] = {"blockLists": {"tools": ["retrySettlement"]}}
+        domain, tenant = build(domain_doc, tenant_doc)
+        decision = decide_case(
+            domain, tenant, exception_type="SETTLEMENT_FAIL", raw_payload={"tradeId": "T", "amount": 5}
+        )
+        assert decision.policy is not None and not decision.policy.human_approval_required
+        assert decision.outcome()["humanApprovalRequired"] is True
+        assert decision.resolution_status == "PENDING_APPROVAL"
