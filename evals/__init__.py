@@ -1,0 +1,1 @@
+"""Evals: score prompts and policies against labelled cases before activating a new version."""

@@ -1,0 +1,1 @@
+"""The agent graph: typed state, nodes, conditional edges, supervisor, approvals and checkpoints."""

@@ -1,0 +1,1 @@
+"""Prompts: versioned template files rendered from values, and the shapes LLM answers must take."""
