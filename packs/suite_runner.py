@@ -65,6 +65,45 @@ def decide_test_case(domain: DomainPack, tenant: TenantPolicyPack, case: TestCas
     return decision.outcome()
 
 
+def compare(case: TestCase, outcome: dict[str, Any]) -> tuple[Difference, ...]:
+    """The expected fields the outcome gets wrong."""
+    return tuple(
+        Difference(name, expected, outcome.get(name))
+        for name, expected in sorted(case.expected.checked().items())
+        if outcome.get(name) != expected
+    )
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    suite_id: str
+    case: TestCase
+    tenant_id: str
+    tenant: TenantPolicyPack | None  # None when the case names a tenant that is not loaded
+
+
+def planned_cases(
+    domain: DomainPack, *, tenant: TenantPolicyPack | None, find_tenant: TenantLookup
+) -> list[PlannedCase]:
+    """Every case with the tenant it runs under: its own tenantId, then ``tenant``, then the author's view."""
+    default = tenant or author_tenant(domain)
+    planned = []
+    for suite in domain.testSuites:
+        for case in suite.cases:
+            case_tenant = find_tenant(case.tenantId) if case.tenantId else default
+            planned.append(PlannedCase(suite.suiteId, case, case.tenantId or default.tenantId, case_tenant))
+    return planned
+
+
+def judge(planned: PlannedCase, outcome: dict[str, Any] | None = None, error: str | None = None) -> CaseResult:
+    if planned.tenant is None:
+        error = f"tenant {planned.tenant_id!r} is not loaded"
+    if error is not None or outcome is None:
+        return CaseResult(planned.suite_id, planned.case.caseId, planned.tenant_id, error=error or "no outcome")
+    differences = compare(planned.case, outcome)
+    return CaseResult(planned.suite_id, planned.case.caseId, planned.tenant_id, differences, outcome=outcome)
+
+
 def run_suites(
     domain: DomainPack,
     *,
@@ -72,31 +111,16 @@ def run_suites(
     find_tenant: TenantLookup = lambda _tenant_id: None,
     execute: CaseExecutor = decide_test_case,
 ) -> list[CaseResult]:
-    """Run every case; a case's own tenantId wins, then ``tenant``, then the domain author's view."""
-    default = tenant or author_tenant(domain)
+    """Run every case through ``execute`` (the deterministic decision chain by default)."""
     results = []
-    for suite in domain.testSuites:
-        for case in suite.cases:
-            case_tenant = find_tenant(case.tenantId) if case.tenantId else default
-            tenant_id = case.tenantId or default.tenantId
-            if case_tenant is None:
-                results.append(
-                    CaseResult(
-                        suite.suiteId, case.caseId, tenant_id, error=f"tenant {tenant_id!r} is not loaded"
-                    )
-                )
-                continue
-            try:
-                outcome = execute(domain, case_tenant, case)
-            except Exception as exc:  # a broken case is a failed case, never a stopped run
-                results.append(
-                    CaseResult(suite.suiteId, case.caseId, tenant_id, error=f"{type(exc).__name__}: {exc}")
-                )
-                continue
-            differences = tuple(
-                Difference(name, expected, outcome.get(name))
-                for name, expected in sorted(case.expected.checked().items())
-                if outcome.get(name) != expected
-            )
-            results.append(CaseResult(suite.suiteId, case.caseId, tenant_id, differences, outcome=outcome))
+    for planned in planned_cases(domain, tenant=tenant, find_tenant=find_tenant):
+        if planned.tenant is None:
+            results.append(judge(planned))
+            continue
+        try:
+            outcome = execute(domain, planned.tenant, planned.case)
+        except Exception as exc:  # a broken case is a failed case, never a stopped run
+            results.append(judge(planned, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        results.append(judge(planned, outcome))
     return results

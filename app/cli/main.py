@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli.packs import list_packs, packs_app
+from app.cli.run import resume, run
 from app.settings import get_settings
 
 cli = typer.Typer(
@@ -15,6 +16,8 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 cli.add_typer(packs_app, name="packs")
+cli.command("run")(run)
+cli.command("resume")(resume)
 
 
 @cli.command("start")

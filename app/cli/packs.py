@@ -107,6 +107,11 @@ def list_packs(packs: PacksDir = None) -> None:
         raise typer.Exit(1)
 
 
+def _relative(source: str, root: Path) -> str:
+    path = Path(source)
+    return str(path.relative_to(root)) if path.is_relative_to(root) else source
+
+
 @packs_app.command("test")
 def test(
     domain_pack: Annotated[str, typer.Argument(help="A domain pack file, or the name of a loaded domain.")],
@@ -114,6 +119,9 @@ def test(
         str | None, typer.Option("--tenant", help="Run the cases under this tenant's policy.")
     ] = None,
     packs: PacksDir = None,
+    through_graph: Annotated[
+        bool, typer.Option("--graph", help="Run each case through the whole agent graph (dry-run tools).")
+    ] = False,
 ) -> None:
     """Run a domain pack's test suites; exit 0 only if every case passes."""
     registry = PackRegistry.from_directory(_packs_dir(packs))
@@ -129,7 +137,16 @@ def test(
                 f"tenant {tenant!r} runs domain {tenant_pack.domainName!r}, not {domain.domainName!r}"
             )
             raise typer.Exit(2)
-    results = run_suites(domain, tenant=tenant_pack, find_tenant=registry.tenant)
+    if through_graph:
+        from app.runtime import Runtime
+        from graph.suites import run_suites_through_graph_sync
+
+        runtime = Runtime(get_settings(), registry)
+        results = run_suites_through_graph_sync(
+            domain, lambda t: runtime.context_for(t, domain), tenant=tenant_pack, find_tenant=registry.tenant
+        )
+    else:
+        results = run_suites(domain, tenant=tenant_pack, find_tenant=registry.tenant)
     if not results:
         errors.print(f"{domain.domainName} {domain.version} has no test cases", style="red")
         raise typer.Exit(1)

@@ -1,0 +1,36 @@
+"""Escalate: hand the case to the tenant's escalation queue with the reason it could not proceed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import RunContext
+from graph.records import audit_event, decision_update, evidence
+from graph.state import CaseState
+
+
+def escalation_reason(state: CaseState) -> str:
+    if state.get("error"):
+        error = state["error"] or {}
+        return f"stage {error.get('stage')} failed: {error.get('message')}"
+    if state.get("escalation"):
+        return str((state["escalation"] or {}).get("reason"))
+    return "escalated"
+
+
+async def escalate(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    reason = escalation_reason(state)
+    queue = ctx.tenant.escalationQueue
+    record = {"reason": reason, "queue": queue, "at": ctx.now_iso()}
+    exception = {**state.get("exception", {}), "assignedGroup": queue}
+    notice = audit_event(
+        ctx, "escalate", "notification_requested", {"group": queue, "event": "escalation", "reason": reason}
+    )
+    recorded = decision_update(
+        ctx, "escalate", "ESCALATED", state.get("confidence", 0.0), [evidence("policy", f"to {queue}: {reason}")],
+        "feedback", extra_audit=[notice],
+    )  # fmt: skip
+    return {**recorded, "escalation": record, "status": "ESCALATED", "exception": exception}

@@ -1,0 +1,121 @@
+"""Triage: severity from the pack rules and the tenant's override, a diagnostic summary, similar cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graph.context import RunContext
+from graph.nodes.llm_support import LlmFailure, ask, call_audit
+from graph.records import audit_event, decision_update, evidence
+from graph.state import CaseState, Evidence
+from packs.decisions import case_data
+from packs.severity import SeverityDecision, decide_severity
+from prompts.outputs import TriageSummary
+from prompts.registry import render_prompt
+
+
+def template_summary(exception: dict[str, Any], severity: SeverityDecision, ctx: RunContext) -> str:
+    """The summary without an LLM: what the pack says about the type, the severity and why, key facts."""
+    exception_type = exception["exceptionType"]
+    definition = ctx.domain.exceptionTypes[exception_type]
+    facts = exception["normalizedContext"].get("attributes") or exception["rawPayload"]
+    shown = ", ".join(f"{key}={value}" for key, value in list(facts.items())[:6])
+    text = f"{exception_type} from {exception['sourceSystem']}: {definition.description}. Severity {severity.severity}: {severity.reason}."
+    return f"{text} Key facts: {shown}." if shown else text
+
+
+def condition_facts(exception: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+    return case_data(
+        exception_type=exception["exceptionType"],
+        tenant_id=ctx.tenant.tenantId,
+        domain_name=ctx.domain.domainName,
+        raw_payload=exception["rawPayload"],
+        normalized_context=exception["normalizedContext"],
+        source_system=exception["sourceSystem"],
+        timestamp=exception["timestamp"],
+        sla_minutes_remaining=exception["normalizedContext"].get("slaMinutesRemaining"),
+        policy_tags=ctx.tenant.policyTags,
+        severity=exception.get("severity"),
+    )
+
+
+async def _summary(
+    runtime: Runtime[RunContext], exception: dict[str, Any], severity: SeverityDecision
+) -> tuple[str, str, list[Evidence], list[Any]]:
+    ctx = runtime.context
+    fallback = template_summary(exception, severity, ctx)
+    llm = ctx.llm
+    if llm is None:
+        return fallback, "template", [], []
+    prompt = render_prompt(
+        "triage_summary",
+        exception=exception,
+        type_definition=ctx.domain.exceptionTypes[exception["exceptionType"]],
+        severity=severity.severity,
+        severity_reason=severity.reason,
+        matched_rules=[rule.id for rule in severity.matched_rules],
+    )
+    answer = await ask(runtime, lambda: llm.structured(prompt, TriageSummary))
+    attempt = runtime.execution_info.node_attempt if runtime.execution_info else None
+    event = audit_event(ctx, "triage", "llm_call", call_audit(getattr(answer, "call", None), attempt))
+    if isinstance(answer, LlmFailure):
+        return (
+            fallback,
+            "template",
+            [evidence("llm", f"LLM summary unavailable ({answer.describe()})")],
+            [event],
+        )
+    summary = answer.value.summary
+    if answer.value.likelyCauses:
+        summary += " Likely causes: " + "; ".join(answer.value.likelyCauses) + "."
+    return summary, "llm", [], [event]
+
+
+async def triage(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    exception = dict(state["exception"])
+    severity = decide_severity(
+        ctx.domain,
+        ctx.tenant,
+        condition_facts(exception, ctx),
+        source_severity=exception.get("reportedSeverity"),
+    )
+    confidence = min(state.get("confidence", 1.0), severity.confidence)
+    facts: list[Evidence] = [
+        evidence("rule", f"severityRules.{r.id} matched ({r.severity})") for r in severity.matched_rules
+    ]
+    facts.append(evidence("rule" if severity.source == "rule" else "policy", severity.reason))
+    summary, summary_source, summary_facts, audit = await _summary(runtime, exception, severity)
+    facts.extend(summary_facts)
+    similar: list[dict[str, Any]] = []
+    if ctx.memory is None:
+        facts.append(evidence("similar_case", "similar-case memory is not configured"))
+    else:
+        for case in await ctx.memory.search(ctx.tenant.tenantId, exception, k=3):
+            similar.append(
+                {"exceptionId": case.exception_id, "exceptionType": case.exception_type, "score": case.score,
+                 "summary": case.summary, "outcome": case.outcome}
+            )  # fmt: skip
+            facts.append(
+                evidence("similar_case", f"{case.exception_id} ({case.score:.2f}): {case.outcome or 'open'}")
+            )
+        if not similar:
+            facts.append(evidence("similar_case", "no similar past case"))
+    exception["severity"] = severity.severity
+    exception["detectedRules"] = [rule.id for rule in severity.matched_rules]
+    update = decision_update(
+        ctx, "triage", f"SEVERITY_{severity.severity}", confidence, facts, "policy", extra_audit=audit
+    )
+    triage_record = {
+        "severity": severity.severity,
+        "source": severity.source,
+        "matchedRules": [rule.id for rule in severity.matched_rules],
+        "override": severity.override,
+        "reason": severity.reason,
+        "summary": summary,
+        "summarySource": summary_source,
+        "similarCases": similar,
+    }
+    return {**update, "exception": exception, "triage": triage_record, "confidence": confidence}

@@ -1,0 +1,74 @@
+"""Plans in the state: a playbook's steps with what may run unattended and how far execution got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from graph.context import RunContext
+from packs.guardrails import effective_guardrails
+from packs.plan import PlannedStep, plan_playbook
+from packs.playbook import Playbook, PlaybookStep
+
+
+def find_playbook(ctx: RunContext, playbook_id: str | None) -> Playbook | None:
+    if playbook_id is None:
+        return None
+    return next(
+        (p for p in (*ctx.domain.playbooks, *ctx.tenant.customPlaybooks) if p.id == playbook_id), None
+    )
+
+
+def entry(planned: PlannedStep) -> dict[str, Any]:
+    return {
+        "order": planned.order,
+        "type": planned.step.type,
+        "name": planned.step.name,
+        "disposition": planned.disposition,
+        "reason": planned.reason,
+        "status": "PENDING",
+        "step": planned.step.model_dump(mode="json", exclude_none=True),
+    }
+
+
+def build_plan(ctx: RunContext, playbook: Playbook) -> list[dict[str, Any]]:
+    rails = effective_guardrails(ctx.domain.guardrails, ctx.tenant.guardrailOverrides)
+    return [entry(planned) for planned in plan_playbook(playbook, ctx.domain, ctx.tenant, rails)]
+
+
+def plan_from_steps(
+    ctx: RunContext, steps: Sequence[PlaybookStep], *, name: str, applies_to: str
+) -> list[dict[str, Any]]:
+    """A plan for steps a person wrote (an edited plan), checked like a playbook's."""
+    playbook = Playbook(id="EDITED", name=name, appliesTo=[applies_to], steps=list(steps), approved=False)
+    return build_plan(ctx, playbook)
+
+
+def approve(plan: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """After a human approval, steps that waited for one may run; manual steps still wait for a person."""
+    approved = []
+    for item in plan:
+        item = dict(item)
+        if item["disposition"] == "needs_approval":
+            item["disposition"] = "auto"
+            item["reason"] = f"approved by a person ({item['reason']})"
+        approved.append(item)
+    return approved
+
+
+def tool_problems(ctx: RunContext, steps: Sequence[PlaybookStep]) -> list[str]:
+    """Steps naming a tool the domain does not define or the tenant does not allow."""
+    problems = []
+    for index, step in enumerate(steps, start=1):
+        tool = getattr(step, "tool", None)
+        if step.type != "call_tool" or tool is None:
+            continue
+        if tool not in ctx.domain.tools:
+            problems.append(
+                f"step {index} calls tool {tool!r}, which {ctx.domain.domainName} does not define"
+            )
+        elif tool not in ctx.tenant.toolsAllowList:
+            problems.append(
+                f"step {index} calls tool {tool!r}, which tenant {ctx.tenant.tenantId} does not allow"
+            )
+    return problems

@@ -1,0 +1,140 @@
+"""Running cases through the graph: start, resume with a person's answer, batches, recovery.
+
+The thread id is derived from tenant and exception id, so a case's checkpoints are found again
+from any process. Answers are validated before the graph is resumed (a bad answer is refused and
+the case keeps waiting); an error that escapes the graph still ends the case in ESCALATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, Durability
+from pydantic import ValidationError
+
+from graph.context import RunContext
+from graph.inputs import ApprovalAnswer, ManualStepAnswer, RawException, with_exception_id
+from graph.records import decision_update, evidence
+from graph.results import case_result, pending_request
+
+Graph = CompiledStateGraph[Any, RunContext, Any, Any]
+
+
+class NothingPending(LookupError):
+    """The case is not waiting for the kind of answer given (already decided, or never asked)."""
+
+
+class InvalidAnswer(ValueError):
+    """The answer does not fit what the case is waiting for; the case keeps waiting."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def thread_id(tenant_id: str, exception_id: str) -> str:
+    return f"{tenant_id}:{exception_id}"
+
+
+def config_for(tenant_id: str, exception_id: str, run_id: str) -> RunnableConfig:
+    return {
+        "configurable": {"thread_id": thread_id(tenant_id, exception_id)},
+        "run_name": "exops",
+        "metadata": {"runId": run_id},
+    }
+
+
+class CaseRunner:
+    def __init__(self, graph: Graph, *, durability: Durability = "sync") -> None:
+        self.graph = graph
+        self.durability: Durability = durability
+
+    async def start(self, ctx: RunContext, raw: RawException) -> dict[str, Any]:
+        raw = with_exception_id(raw)
+        assert raw.exceptionId is not None
+        config = config_for(ctx.tenant.tenantId, raw.exceptionId, ctx.run_id)
+        state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
+        await self._invoke(state, config, ctx)
+        return await self.result(ctx.tenant.tenantId, raw.exceptionId)
+
+    async def result(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
+        snapshot = await self.graph.aget_state(config_for(tenant_id, exception_id, "read"))
+        if not snapshot.values:
+            raise LookupError(f"no case {exception_id} for tenant {tenant_id}")
+        return case_result(snapshot)
+
+    async def pending(self, tenant_id: str, exception_id: str) -> dict[str, Any] | None:
+        snapshot = await self.graph.aget_state(config_for(tenant_id, exception_id, "read"))
+        return pending_request(snapshot) if snapshot.values else None
+
+    async def resume(
+        self,
+        ctx: RunContext,
+        exception_id: str,
+        answer: dict[str, Any],
+        *,
+        expect: Literal["approval", "manual_step"],
+    ) -> dict[str, Any]:
+        """Validate ``answer`` against what the case waits for, then resume the graph with it."""
+        waiting = await self.pending(ctx.tenant.tenantId, exception_id)
+        if waiting is None or waiting.get("kind") != expect:
+            raise NothingPending(f"case {exception_id} is not waiting for {expect.replace('_', ' ')}")
+        model = ApprovalAnswer if expect == "approval" else ManualStepAnswer
+        try:
+            model.model_validate(answer)
+        except ValidationError as exc:
+            raise InvalidAnswer(
+                f"invalid {expect} answer", [dict(e) for e in exc.errors(include_url=False)]
+            ) from None
+        config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
+        await self._invoke(Command(resume=answer), config, ctx)
+        return await self.result(ctx.tenant.tenantId, exception_id)
+
+    async def _invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> None:
+        try:
+            await self.graph.ainvoke(payload, config, context=ctx, durability=self.durability)
+        except ValidationError:
+            raise
+        except Exception as exc:  # a failure outside any node's error handler: still escalate the case
+            await self._escalate_after_crash(config, ctx, exc)
+
+    async def _escalate_after_crash(self, config: RunnableConfig, ctx: RunContext, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        reason = f"the graph failed: {message}"
+        recorded = decision_update(ctx, "escalate", "FAILED", 0.0, [evidence("error", reason)], "escalate")
+        update = {
+            **recorded,
+            "error": {"stage": "graph", "message": message},
+            "escalation": {"reason": reason, "queue": ctx.tenant.escalationQueue, "at": ctx.now_iso()},
+            "status": "ESCALATED",
+        }
+        await self.graph.aupdate_state(config, update, as_node="escalate")
+        await self.graph.ainvoke(None, config, context=ctx, durability=self.durability)
+
+    async def run_batch(
+        self,
+        contexts: Callable[[RawException], RunContext],
+        raws: Sequence[RawException],
+        *,
+        concurrency: int = 4,
+        on_done: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run many cases with bounded concurrency; results in input order, one bad case stops nothing."""
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(raw: RawException) -> dict[str, Any]:
+            async with gate:
+                try:
+                    result = await self.start(contexts(raw), raw)
+                except Exception as exc:  # reported in the result, never raised to the batch
+                    result = {"exceptionId": raw.exceptionId, "resolutionStatus": "ESCALATED",
+                              "error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+            if on_done is not None:
+                on_done(result)
+            return result
+
+        return list(await asyncio.gather(*(one(with_exception_id(raw)) for raw in raws)))
