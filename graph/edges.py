@@ -23,8 +23,11 @@ def route_after_supervisor(
     return "approval" if review.get("outcome") == "require_approval" else "execute"
 
 
-def route_after_approval(state: CaseState) -> Literal["execute", "feedback", "escalate"]:
+def route_after_approval(state: CaseState) -> Literal["approval", "execute", "feedback", "escalate"]:
+    """Undecided (a comment, a refused edit) waits again; approve or edit runs; reject ends; expiry escalates."""
     decision = (state.get("approval") or {}).get("decision")
+    if decision is None:
+        return "approval"
     if decision in ("approve", "edit"):
         return "execute"
     if decision == "reject":

@@ -95,11 +95,15 @@ def planned_cases(
     return planned
 
 
-def judge(planned: PlannedCase, outcome: dict[str, Any] | None = None, error: str | None = None) -> CaseResult:
+def judge(
+    planned: PlannedCase, outcome: dict[str, Any] | None = None, error: str | None = None
+) -> CaseResult:
     if planned.tenant is None:
         error = f"tenant {planned.tenant_id!r} is not loaded"
     if error is not None or outcome is None:
-        return CaseResult(planned.suite_id, planned.case.caseId, planned.tenant_id, error=error or "no outcome")
+        return CaseResult(
+            planned.suite_id, planned.case.caseId, planned.tenant_id, error=error or "no outcome"
+        )
     differences = compare(planned.case, outcome)
     return CaseResult(planned.suite_id, planned.case.caseId, planned.tenant_id, differences, outcome=outcome)
 

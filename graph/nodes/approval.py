@@ -1,10 +1,11 @@
 """Approval: the graph waits for a person (``interrupt``) and resumes with their decision.
 
-The request was prepared by the supervisor, so re-running this node on resume (LangGraph re-runs
-an interrupted node from its first line) changes nothing. ``interrupt`` validates the answer
-against ``ApprovalAnswer``: a malformed answer raises and the approval stays pending. A well-formed
-answer that cannot be applied (an edited plan naming a tool the tenant does not allow) and a plain
-comment re-open the same request with the refusal or the comment on it, so nothing is lost.
+The request was prepared by the supervisor, so re-running this node on resume (LangGraph re-runs an
+interrupted node from its first line) changes nothing. ``interrupt`` validates the answer against
+``ApprovalAnswer``: a malformed answer raises and the approval stays pending. Each well-formed answer
+is handled exactly once: a comment, or an edit that cannot be applied (a tool the tenant does not
+allow), is recorded on the request and the node runs again to wait for the next answer, so nothing
+said is lost and a later change of packs cannot re-judge an earlier answer.
 This node deliberately has no error handler: a refused answer must not escalate the case.
 """
 
@@ -25,37 +26,37 @@ from graph.state import CaseState
 async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     request = dict(state["approvalRequest"] or {})
-    comments: list[dict[str, Any]] = []
-    refusals: list[str] = []
-    while True:
-        answer: ApprovalAnswer = interrupt({**request, "comments": comments, "refusals": refusals},
-                                           response_schema=ApprovalAnswer)  # fmt: skip
-        who = actor(answer.actorType, answer.actor)
-        if answer.decision == "comment":
-            comments.append({"actor": answer.actor, "comment": answer.comment})
-            continue
-        if answer.decision == "edit":
-            assert answer.editedPlan is not None
-            problems = tool_problems(ctx, answer.editedPlan)
-            if problems:
-                refusals.append(f"edit by {answer.actor} refused: " + "; ".join(problems))
-                continue
-        break
-    decided_at = ctx.now_iso()
-    record = {
+    request.setdefault("comments", [])
+    request.setdefault("refusals", [])
+    answer: ApprovalAnswer = interrupt(request, response_schema=ApprovalAnswer)
+    who = actor(answer.actorType, answer.actor)
+    if answer.decision == "comment":
+        note = {"actor": answer.actor, "comment": answer.comment, "at": ctx.now_iso()}
+        event = audit_event(ctx, "approval", "approval_comment", note, actor=who)
+        return {
+            "approvalRequest": {**request, "comments": [*request["comments"], note]},
+            "approval": None,
+            "audit": [event],
+        }
+    if answer.decision == "edit":
+        assert answer.editedPlan is not None
+        problems = tool_problems(ctx, answer.editedPlan)
+        if problems:
+            refusal = f"edit by {answer.actor} refused: " + "; ".join(problems)
+            event = audit_event(ctx, "approval", "approval_refused", {"reason": refusal}, actor=who)
+            return {
+                "approvalRequest": {**request, "refusals": [*request["refusals"], refusal]},
+                "approval": None,
+                "audit": [event],
+            }
+    record: dict[str, Any] = {
         "approvalId": request["approvalId"],
         "decision": answer.decision,
         "actor": who,
         "comment": answer.comment,
-        "comments": comments,
-        "refusals": refusals,
-        "decidedAt": decided_at,
+        "comments": request["comments"],
+        "decidedAt": ctx.now_iso(),
     }
-    events = [
-        audit_event(ctx, "approval", "approval_comment", c, actor=actor("human", c["actor"]))
-        for c in comments
-    ] + [audit_event(ctx, "approval", "approval_refused", {"reason": r}) for r in refusals]
-    events.append(audit_event(ctx, "approval", "approval_decided", record, actor=who))
     facts = [
         evidence(
             "human",
@@ -65,10 +66,11 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
     update: dict[str, Any] = {"approval": record, "approvalRequest": None}
     if answer.decision in ("approve", "edit"):
         plan = state.get("plan", [])
-        if answer.decision == "edit":
-            assert answer.editedPlan is not None
-            plan = plan_from_steps(ctx, answer.editedPlan, name="Plan edited at approval",
-                                   applies_to=state["exception"]["exceptionType"])  # fmt: skip
+        if answer.editedPlan is not None:
+            applies_to = state["exception"]["exceptionType"]
+            plan = plan_from_steps(
+                ctx, answer.editedPlan, name="Plan edited at approval", applies_to=applies_to
+            )
             record["editedPlan"] = [
                 step.model_dump(mode="json", exclude_none=True) for step in answer.editedPlan
             ]
@@ -83,7 +85,8 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
             "reason": f"approval {request['approvalId']} passed its deadline {request['deadline']}"
         }
         next_step = "escalate"
+    event = audit_event(ctx, "approval", "approval_decided", record, actor=who)
     decision = decision_update(
-        ctx, "approval", answer.decision.upper(), 1.0, facts, next_step, extra_audit=events
+        ctx, "approval", answer.decision.upper(), 1.0, facts, next_step, extra_audit=[event]
     )
     return {**decision, **update}
