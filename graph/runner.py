@@ -57,6 +57,9 @@ class CaseRunner:
         raw = with_exception_id(raw)
         assert raw.exceptionId is not None
         config = config_for(ctx.tenant.tenantId, raw.exceptionId, ctx.run_id)
+        existing = await self.graph.aget_state(config)
+        if existing.values:  # the same exception again: report it, never process it twice
+            return case_result(existing)
         state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
         await self._invoke(state, config, ctx)
         return await self.result(ctx.tenant.tenantId, raw.exceptionId)

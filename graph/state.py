@@ -8,7 +8,9 @@ them. ``ExceptionInput`` is the narrow state a run starts from; ``CaseOutput`` i
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
+
+from typing_extensions import TypedDict
 
 from packs.common import ResolutionStatus
 

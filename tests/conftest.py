@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,46 @@ def write_pack(tmp_path: Path) -> Callable[[str, Any], Path]:
         return path
 
     return write
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-snapshots", action="store_true", help="Rewrite tests/snapshots from the code.")
+
+
+@pytest.fixture
+def snapshot(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """Compare text with tests/snapshots/NAME (rewritten instead with --update-snapshots)."""
+    update = bool(request.config.getoption("--update-snapshots"))
+
+    def check(name: str, text: str) -> None:
+        path = Path(__file__).parent / "snapshots" / name
+        if update or not path.exists():
+            path.write_text(text)
+        assert text == path.read_text(), (
+            f"{path} differs: review the change, then run pytest --update-snapshots"
+        )
+
+    return check
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@pytest.fixture(autouse=True)
+def _only_loopback_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run offline: any connection or lookup beyond loopback fails the test."""
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and address[0] not in _LOOPBACK:
+            raise OSError(f"tests must not reach {address[0]}: mock it with respx")
+        return real_connect(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in _LOOPBACK and host is not None:
+            raise OSError(f"tests must not resolve {host}: mock it with respx")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

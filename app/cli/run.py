@@ -36,27 +36,31 @@ CheckpointOption = Annotated[
 ]
 
 
+class InputFileError(ValueError):
+    """The exceptions file cannot be used at all (unreadable, not JSON/YAML, not a list)."""
+
+
 def read_exceptions(path: Path) -> list[Any]:
     """A list of raw exceptions, or ``{"exceptions": [...]}``, in JSON or YAML."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise typer.BadParameter(f"{path}: cannot read: {exc.strerror}") from None
+        raise InputFileError(f"{path}: cannot read: {exc.strerror}") from None
     if text.lstrip().startswith("["):
         try:
             data: Any = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise typer.BadParameter(
+            raise InputFileError(
                 f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
     else:
         try:
             data = parse_document(text, str(path))
         except PackError as exc:
-            raise typer.BadParameter(str(exc.problems[0])) from None
+            raise InputFileError(str(exc.problems[0])) from None
         data = data.get("exceptions")
     if not isinstance(data, list):
-        raise typer.BadParameter(f'{path}: expected a list of exceptions or {{"exceptions": [...]}}')
+        raise InputFileError(f'{path}: expected a list of exceptions or {{"exceptions": [...]}}')
     return data
 
 
@@ -147,7 +151,11 @@ def run(
     except ConfigurationError as exc:
         errors.print(str(exc), style="red", markup=False)
         raise typer.Exit(2) from None
-    items = read_exceptions(file)
+    try:
+        items = read_exceptions(file)
+    except InputFileError as exc:
+        errors.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
     valid, invalid = _validate_items(items, tenant)
     mode: ToolMode = "live" if tool_mode == "live" else "dry-run"
     raws = [raw for raw in valid if raw is not None]

@@ -22,7 +22,8 @@ def template_summary(exception: dict[str, Any], severity: SeverityDecision, ctx:
     definition = ctx.domain.exceptionTypes[exception_type]
     facts = exception["normalizedContext"].get("attributes") or exception["rawPayload"]
     shown = ", ".join(f"{key}={value}" for key, value in list(facts.items())[:6])
-    text = f"{exception_type} from {exception['sourceSystem']}: {definition.description}. Severity {severity.severity}: {severity.reason}."
+    description = definition.description.rstrip(". ")
+    text = f"{exception_type} from {exception['sourceSystem']}: {description}. Severity {severity.severity}: {severity.reason}."
     return f"{text} Key facts: {shown}." if shown else text
 
 
