@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 from app.settings import Settings
 from graph.context import RunContext
 from graph.llm import LlmClient, LlmConfig
 from packs.domain import DomainPack
-from packs.registry import PackRegistry
 from packs.tenant import TenantPolicyPack
 from tools.dry_run import DryRunExecutor
 from tools.executor import ToolExecutor
@@ -43,10 +42,20 @@ def llm_config_for(settings: Settings, tenant: TenantPolicyPack) -> LlmConfig | 
                      timeout_seconds=settings.llm_timeout_seconds, temperature=temperature)  # fmt: skip
 
 
-class Runtime:
-    """Builds run contexts for tenants from one registry and one settings object (clients cached)."""
+class PackLookup(Protocol):
+    """Where runs find packs: the folder registry (CLI) or the database's active versions (server)."""
 
-    def __init__(self, settings: Settings, registry: PackRegistry) -> None:
+    def tenant(self, tenant_id: str) -> TenantPolicyPack | None: ...
+
+    def domain(self, name: str, version: str | None = None) -> DomainPack | None: ...
+
+    def domain_of(self, tenant: TenantPolicyPack) -> DomainPack: ...
+
+
+class Runtime:
+    """Builds run contexts for tenants from one pack lookup and one settings object (clients cached)."""
+
+    def __init__(self, settings: Settings, registry: PackLookup) -> None:
         self.settings = settings
         self.registry = registry
         self._llm: dict[LlmConfig, LlmClient] = {}
@@ -54,10 +63,7 @@ class Runtime:
     def tenant(self, tenant_id: str) -> TenantPolicyPack:
         tenant = self.registry.tenant(tenant_id)
         if tenant is None:
-            known = ", ".join(p.key for p in self.registry.tenants()) or "none"
-            raise ConfigurationError(
-                f"tenant {tenant_id!r} has no policy pack in {self.registry.root} (known: {known})"
-            )
+            raise ConfigurationError(f"tenant {tenant_id!r} has no policy pack")
         return tenant
 
     def executor(self, mode: ToolMode) -> ToolExecutor:

@@ -31,6 +31,24 @@ class Settings(BaseSettings):
     # EXOPS_SECRETS='{"CAPMKTS_API_TOKEN": "..."}'
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
+    # Storage and server
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///path or postgresql://user:pass@host/db; default: DATA_DIR/exops.db",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 key for bearer tokens; none: API keys only"
+    )
+    jwt_audience: str = "exops"
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per tenant per minute")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    max_batch: int = Field(default=500, ge=1, description="Exceptions in one POST")
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    deadline_sweep_seconds: float = Field(default=30.0, gt=0)
+    demo: bool = Field(default=True, description="exops start creates demo tenants and keys")
+
     # Graph runs
     checkpoint_durability: Literal["sync", "async", "exit"] = "sync"
     approval_timeout_minutes: int = Field(default=240, ge=1)
@@ -39,6 +57,10 @@ class Settings(BaseSettings):
     @property
     def checkpoint_path(self) -> Path:
         return self.data_dir / "checkpoints.sqlite"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'exops.db'}"
 
     def secret(self, name: str) -> str | None:
         value = self.secrets.get(name)

@@ -1,4 +1,4 @@
-"""Checkpointers: a SQLite file by default, in memory for tests (Postgres arrives with the database)."""
+"""Checkpointers: a SQLite file by default, PostgreSQL beside a PostgreSQL database, memory in tests."""
 
 from __future__ import annotations
 
@@ -11,16 +11,26 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-CheckpointKind = Literal["memory", "sqlite"]
+CheckpointKind = Literal["memory", "sqlite", "postgres"]
 
 
 @asynccontextmanager
 async def open_checkpointer(
-    kind: CheckpointKind, path: Path | None = None
+    kind: CheckpointKind, path: Path | None = None, *, url: str | None = None
 ) -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """Yield a ready checkpointer; the SQLite file (and its folder) is created on first use."""
+    """Yield a ready checkpointer. The SQLite file (and its folder) is created on first use; for
+    PostgreSQL, ``url`` is a plain ``postgresql://`` connection string."""
     if kind == "memory":
         yield InMemorySaver()
+        return
+    if kind == "postgres":
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+        if url is None:
+            raise ValueError("a PostgreSQL checkpointer needs a connection URL")
+        async with AsyncPostgresSaver.from_conn_string(url) as postgres:
+            await postgres.setup()
+            yield postgres
         return
     if path is None:
         raise ValueError("a SQLite checkpointer needs a file path")

@@ -58,8 +58,11 @@ class CaseRunner:
         assert raw.exceptionId is not None
         config = config_for(ctx.tenant.tenantId, raw.exceptionId, ctx.run_id)
         existing = await self.graph.aget_state(config)
-        if existing.values:  # the same exception again: report it, never process it twice
-            return case_result(existing)
+        if existing.values:
+            if existing.next and not existing.interrupts:  # cut off mid-run (a crash): carry on
+                await self._invoke(None, config, ctx)
+                return await self.result(ctx.tenant.tenantId, raw.exceptionId)
+            return case_result(existing)  # the same exception again: report it, never process it twice
         state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
         await self._invoke(state, config, ctx)
         return await self.result(ctx.tenant.tenantId, raw.exceptionId)
@@ -69,6 +72,11 @@ class CaseRunner:
         if not snapshot.values:
             raise LookupError(f"no case {exception_id} for tenant {tenant_id}")
         return case_result(snapshot)
+
+    async def values(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
+        """The whole state of a case (its audit trail included)."""
+        snapshot = await self.graph.aget_state(config_for(tenant_id, exception_id, "read"))
+        return dict(snapshot.values)
 
     async def pending(self, tenant_id: str, exception_id: str) -> dict[str, Any] | None:
         snapshot = await self.graph.aget_state(config_for(tenant_id, exception_id, "read"))

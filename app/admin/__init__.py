@@ -1,0 +1,1 @@
+"""Administration: tenants, API keys, pack versions and per-tenant tool switches."""

@@ -1,0 +1,65 @@
+"""Tenants and API keys: creating them (CLI and API), listing, revoking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.keys import new_key
+from app.auth.principal import Role
+from app.db.models import ApiKey, Tenant
+from app.db.types import utc_now
+
+TENANT_ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    tenant_id: str | None
+    role: Role
+    name: str
+    plaintext: str
+
+
+async def ensure_tenant(session: AsyncSession, tenant_id: str, name: str) -> tuple[Tenant, bool]:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is not None:
+        return tenant, False
+    tenant = Tenant(tenant_id=tenant_id, name=name)
+    session.add(tenant)
+    await session.flush()
+    return tenant, True
+
+
+async def issue_key(
+    session: AsyncSession, *, tenant_id: str | None, role: Role, name: str = "", created_by: str = "system"
+) -> IssuedKey:
+    """A new key; the plaintext is returned once and only its hash is stored."""
+    if tenant_id is None and role != "platform_admin":
+        raise ValueError("a key without a tenant must be a platform_admin key")
+    if tenant_id is not None and role not in TENANT_ROLES:
+        raise ValueError(f"a tenant key's role is one of {', '.join(TENANT_ROLES)}")
+    if tenant_id is not None and await session.get(Tenant, tenant_id) is None:
+        raise LookupError(f"no tenant {tenant_id}")
+    key = new_key()
+    session.add(ApiKey(key_id=key.key_id, tenant_id=tenant_id, role=role, name=name, secret_hash=key.secret_hash,
+                       created_by=created_by))  # fmt: skip
+    await session.flush()
+    return IssuedKey(key.key_id, tenant_id, role, name, key.plaintext)
+
+
+async def revoke_key(session: AsyncSession, tenant_id: str | None, key_id: str) -> ApiKey | None:
+    row = await session.get(ApiKey, key_id)
+    if row is None or row.tenant_id != tenant_id:
+        return None
+    if row.revoked_at is None:
+        row.revoked_at = utc_now()
+    return row
+
+
+async def list_keys(session: AsyncSession, tenant_id: str | None) -> list[ApiKey]:
+    rows = await session.execute(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at))
+    return list(rows.scalars().all())

@@ -1,0 +1,128 @@
+"""Every dependency a route can ask for, in one place: services, the caller, role and tenant checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from sqlalchemy import select
+
+from app.api.limits import RateLimiter, retry_after
+from app.api.problems import ProblemError
+from app.auth.keys import secret_matches, split_key
+from app.auth.principal import Principal, Role
+from app.auth.tokens import TokenError, read_token
+from app.cases.service import CaseService
+from app.db.models import ApiKey, Tenant
+from app.db.session import Database
+from app.db.types import utc_now
+from app.packstore import PackStore
+from app.runtime import Runtime
+from app.settings import Settings
+from graph.runner import CaseRunner
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: PackStore
+    runtime: Runtime
+    runner: CaseRunner
+    cases: CaseService
+    limiter: RateLimiter
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+UNAUTHORIZED = {"WWW-Authenticate": 'Bearer, ApiKey header="X-API-KEY"'}
+
+
+async def authenticate(services: Services, api_key: str | None, authorization: str | None) -> Principal:
+    if api_key:
+        parts = split_key(api_key)
+        if parts is None:
+            raise ProblemError(401, "malformed API key", headers=UNAUTHORIZED)
+        async with services.db.session() as session:
+            row = await session.get(ApiKey, parts[0])
+            if row is None or row.revoked_at is not None or not secret_matches(parts[1], row.secret_hash):
+                raise ProblemError(401, "unknown or revoked API key", headers=UNAUTHORIZED)
+            row.last_used_at = utc_now()
+            role: Role = "platform_admin" if row.tenant_id is None else row.role  # type: ignore[assignment]
+            return Principal(subject=f"key:{row.key_id}:{row.name}" if row.name else f"key:{row.key_id}", role=role,
+                             tenant_id=row.tenant_id, via="api_key")  # fmt: skip
+    if authorization and authorization.lower().startswith("bearer "):
+        secret = services.settings.jwt_secret
+        if secret is None:
+            raise ProblemError(401, "bearer tokens are not enabled on this server", headers=UNAUTHORIZED)
+        try:
+            return read_token(authorization[7:], secret.get_secret_value(), services.settings.jwt_audience)
+        except TokenError as exc:
+            raise ProblemError(401, str(exc), headers=UNAUTHORIZED) from None
+    raise ProblemError(
+        401, "credentials required: X-API-KEY header or Authorization: Bearer", headers=UNAUTHORIZED
+    )
+
+
+async def current_principal(
+    request: Request,
+    services: ServicesDep,
+    x_api_key: Annotated[str | None, Header(alias="X-API-KEY", description="An exops API key")] = None,
+    authorization: Annotated[str | None, Header(description="Bearer <JWT>")] = None,
+) -> Principal:
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is None:
+        cached = await authenticate(services, x_api_key, authorization)
+        request.state.principal = cached
+    return cached
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_platform_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_platform_admin:
+        raise ProblemError(403, "platform admin only")
+    return principal
+
+
+PlatformAdmin = Annotated[Principal, Depends(require_platform_admin)]
+
+
+def tenant_role(role: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller may act on the path's tenant with at least ``role``; rate-limited per tenant."""
+
+    async def check(
+        services: ServicesDep,
+        principal: PrincipalDep,
+        tenantId: Annotated[str, Path(description="Tenant id", pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")],
+    ) -> Principal:
+        if not principal.may_act_on(tenantId):
+            raise ProblemError(403, f"this credential is not for tenant {tenantId}")
+        if not principal.has(role):
+            raise ProblemError(403, f"role {principal.role} may not do this; {role} or above is needed")
+        wait = services.limiter.take(tenantId)
+        if wait > 0:
+            raise ProblemError(
+                429, f"rate limit for tenant {tenantId} exceeded", headers={"Retry-After": retry_after(wait)}
+            )
+        async with services.db.session() as session:
+            tenant = (
+                await session.execute(select(Tenant).where(Tenant.tenant_id == tenantId))
+            ).scalar_one_or_none()
+            if tenant is None or not tenant.active:
+                raise ProblemError(404, f"no tenant {tenantId}")
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(tenant_role("viewer"))]
+Operator = Annotated[Principal, Depends(tenant_role("operator"))]
+TenantAdmin = Annotated[Principal, Depends(tenant_role("admin"))]

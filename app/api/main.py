@@ -1,0 +1,124 @@
+"""The FastAPI application: wiring at start-up, routers, errors, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from app.api import problems
+from app.api.deps import Services
+from app.api.limits import BodySizeLimit, RateLimiter
+from app.approvals.views import router as approvals_router
+from app.cases.service import CaseService
+from app.cases.views import router as cases_router
+from app.db.migrate import upgrade
+from app.db.session import Database, is_sqlite
+from app.packstore import PackStore, sync_directory
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+from graph.builder import build_graph
+from graph.checkpoint import open_checkpointer
+from graph.runner import CaseRunner
+from packs.registry import PackRegistry
+
+log = logging.getLogger("exops.api")
+
+
+async def _sweep(services: Services) -> None:
+    while True:
+        await asyncio.sleep(services.settings.deadline_sweep_seconds)
+        try:
+            expired = await services.cases.sweep_deadlines()
+            if expired:
+                log.info("expired approvals: %s", ", ".join(expired))
+        except Exception:
+            log.exception("deadline sweep failed")
+
+
+async def reload_packs(services: Services, registry: PackRegistry) -> list[str]:
+    """Record the folder's packs in the database and rebuild the in-memory view."""
+    async with services.db.session() as session:
+        changes = await sync_directory(session, registry)
+        await services.store.load(session)
+    return changes
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Everything the API needs, opened in order and closed in reverse."""
+    await asyncio.to_thread(upgrade, settings.db_url)
+    async with AsyncExitStack() as stack:
+        db = Database(settings.db_url)
+        stack.push_async_callback(db.close)
+        if is_sqlite(settings.db_url):
+            saver = await stack.enter_async_context(open_checkpointer("sqlite", settings.checkpoint_path))
+        else:
+            plain = (
+                make_url(settings.db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            )
+            saver = await stack.enter_async_context(open_checkpointer("postgres", url=plain))
+        store = PackStore()
+        runtime = Runtime(settings, store)
+        runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
+        cases = CaseService(db, runner, runtime, concurrency=settings.worker_concurrency)
+        services = Services(
+            settings, db, store, runtime, runner, cases, RateLimiter(settings.rate_limit_per_minute)
+        )
+        registry = PackRegistry.from_directory(settings.packs_dir)
+        for change in await reload_packs(services, registry):
+            log.info("packs: %s", change)
+        cases.start_workers()
+        stack.push_async_callback(cases.stop_workers)
+        recovered = await cases.recover()
+        if recovered:
+            log.info("resuming %d accepted case(s) from before the restart", recovered)
+        sweeper = asyncio.create_task(_sweep(services), name="exops-deadline-sweeper")
+
+        async def stop_sweeper() -> None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+        stack.push_async_callback(stop_sweeper)
+        loop = asyncio.get_running_loop()
+
+        def on_change(_result: object) -> None:
+            asyncio.run_coroutine_threadsafe(reload_packs(services, registry), loop)
+
+        stop_watch = registry.start_watching(on_change)
+        stack.callback(stop_watch.set)
+        yield services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="exops",
+        version="0.1.0",
+        description="Operational exceptions through an agent graph: cases, approvals, playbooks, packs.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        """Liveness."""
+        return {"status": "ok"}
+
+    app.include_router(cases_router)
+    app.include_router(approvals_router)
+    return app

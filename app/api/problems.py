@@ -1,0 +1,99 @@
+"""Errors in one shape: RFC 9457 problem details, with the field path of every validation error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_TYPE = "https://exops.dev/problems/"
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal error",
+}
+
+
+class FieldProblem(BaseModel):
+    path: str = Field(description="Where in the request, e.g. body[2].severity")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] = Field(default_factory=list)
+
+
+class ProblemError(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: Sequence[FieldProblem] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = headers or {}
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def problem_response(request: Request, status: int, detail: str, errors: Sequence[FieldProblem] = (),
+                     headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    slug = TITLES.get(status, "Error").lower().replace(" ", "-")
+    body = Problem(type=PROBLEM_TYPE + slug, title=TITLES.get(status, "Error"), status=status, detail=detail,
+                   instance=str(request.url.path), errors=list(errors))  # fmt: skip
+    return JSONResponse(
+        body.model_dump(), status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(request, exc.status, exc.detail, exc.errors, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [FieldProblem(path=field_path(e["loc"]), message=e["msg"]) for e in exc.errors()]
+        return problem_response(request, 422, f"{len(errors)} invalid field(s)", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries documenting the problem responses a route can give."""
+    return {status: {"model": Problem, "description": TITLES.get(status, "Error")} for status in statuses}

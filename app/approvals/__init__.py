@@ -1,0 +1,1 @@
+"""Approvals: the queue of decisions people owe, and deciding them (which resumes the graph)."""

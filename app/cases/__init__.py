@@ -1,0 +1,1 @@
+"""Cases: ingestion, background processing, the stored view of each case and its timeline."""

@@ -1,0 +1,253 @@
+"""Accepting exceptions, running them through the graph, and applying people's answers.
+
+Everything accepted is stored before ``202`` is answered, so nothing is lost: a case whose run had
+not finished when the process stopped is picked up again at start-up (``recover``). One case is
+never run twice at once (a lock per case), and a decided approval cannot be decided again: the
+approval row moves from PENDING in one conditional UPDATE, which only one request can win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+
+from app.api.problems import FieldProblem, ProblemError
+from app.cases.projection import project
+from app.db.models import Approval, ExceptionCase, Run
+from app.db.session import Database
+from app.db.types import utc_now
+from app.runtime import ConfigurationError, Runtime
+from graph.inputs import RawException, with_exception_id
+from graph.runner import CaseRunner, InvalidAnswer, NothingPending
+
+log = logging.getLogger("exops.cases")
+
+
+class CaseService:
+    def __init__(self, db: Database, runner: CaseRunner, runtime: Runtime, *, concurrency: int = 4) -> None:
+        self.db = db
+        self.runner = runner
+        self.runtime = runtime
+        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.concurrency = concurrency
+        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._workers: list[asyncio.Task[None]] = []
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._busy = 0
+
+    # -- ingestion -----------------------------------------------------------------------------
+    async def ingest(
+        self, tenant_id: str, items: Sequence[RawException], *, idempotency_key: str | None, actor: str
+    ) -> tuple[list[str], bool]:
+        """Store the exceptions and queue them; returns their ids and whether anything new was accepted."""
+        async with self.db.session() as session:
+            if idempotency_key:
+                earlier = (
+                    await session.execute(
+                        select(Run).where(Run.tenant_id == tenant_id, Run.idempotency_key == idempotency_key)
+                    )
+                ).scalar_one_or_none()
+                if earlier is not None:
+                    return list(earlier.exception_ids), False
+            ids: list[str] = []
+            new: list[str] = []
+            run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
+            for item in items:
+                item = with_exception_id(item)
+                assert item.exceptionId is not None
+                ids.append(item.exceptionId)
+                if (
+                    await session.get(ExceptionCase, (tenant_id, item.exceptionId)) is not None
+                    or item.exceptionId in new
+                ):
+                    continue  # the same exception again: accepted once, processed once
+                raw = item.model_dump(mode="json", exclude_none=True)
+                session.add(
+                    ExceptionCase(
+                        tenant_id=tenant_id, exception_id=item.exceptionId, source_system=item.sourceSystem,
+                        reported_type=item.exceptionType, severity=item.severity, raw=raw, processing="accepted",
+                        idempotency_key=idempotency_key, run_id=run_id, status="OPEN",
+                    )
+                )  # fmt: skip
+                new.append(item.exceptionId)
+            session.add(Run(run_id=run_id, tenant_id=tenant_id, kind="ingest", exception_count=len(ids),
+                            idempotency_key=idempotency_key, exception_ids=ids, created_by=actor))  # fmt: skip
+        for exception_id in new:
+            self.enqueue(tenant_id, exception_id)
+        return ids, bool(new)
+
+    def enqueue(self, tenant_id: str, exception_id: str) -> None:
+        self.idle.clear()
+        self.queue.put_nowait((tenant_id, exception_id))
+
+    # -- processing ----------------------------------------------------------------------------
+    def start_workers(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"exops-worker-{i}") for i in range(self.concurrency)
+        ]
+
+    async def stop_workers(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _work(self) -> None:
+        while True:
+            tenant_id, exception_id = await self.queue.get()
+            self._busy += 1
+            try:
+                await self.process(tenant_id, exception_id)
+            except Exception:  # logged; the case stays accepted/running and recovery retries it
+                log.exception("processing %s/%s failed", tenant_id, exception_id)
+            finally:
+                self._busy -= 1
+                self.queue.task_done()
+                if self.queue.empty() and self._busy == 0:
+                    self.idle.set()
+
+    async def drain(self) -> None:
+        """Wait until every queued case has been processed (tests, benchmarks, shutdown)."""
+        await self.queue.join()
+
+    async def process(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
+        async with self._locks[(tenant_id, exception_id)]:
+            async with self.db.session() as session:
+                case = await session.get(ExceptionCase, (tenant_id, exception_id))
+                if case is None:
+                    raise LookupError(f"no case {tenant_id}/{exception_id}")
+                case.processing = "running"
+                raw = RawException.model_validate(case.raw)
+            ctx = self.runtime.context(tenant_id, run_id=case.run_id or "api")
+            result = await self.runner.start(ctx, raw)
+            return await self._project(tenant_id, exception_id, result)
+
+    async def _project(self, tenant_id: str, exception_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        values = await self.runner.values(tenant_id, exception_id)
+        async with self.db.session() as session:
+            case = await session.get(ExceptionCase, (tenant_id, exception_id))
+            assert case is not None
+            await project(session, case, result, values)
+        return result
+
+    async def recover(self) -> int:
+        """Queue every accepted case whose run had not finished (after a crash or restart)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(ExceptionCase.tenant_id, ExceptionCase.exception_id)
+                .where(ExceptionCase.processing.in_(("accepted", "running")))
+                .order_by(ExceptionCase.received_at)
+            )
+            pending = list(rows.all())
+        for tenant_id, exception_id in pending:
+            self.enqueue(tenant_id, exception_id)
+        return len(pending)
+
+    # -- people's answers ----------------------------------------------------------------------
+    async def decide(
+        self, tenant_id: str, approval_id: str, answer: dict[str, Any], *, actor: str
+    ) -> dict[str, Any]:
+        """Apply an approval decision; a second decision on a decided approval is a 409."""
+        async with self.db.session() as session:
+            approval = await session.get(Approval, approval_id)
+            if approval is None or approval.tenant_id != tenant_id:
+                raise ProblemError(404, f"no approval {approval_id}")
+            claimed = await session.execute(
+                update(Approval)
+                .where(Approval.approval_id == approval_id, Approval.status == "PENDING")
+                .values(status="DECIDING")
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                raise ProblemError(409, f"approval {approval_id} is already {approval.status.lower()}")
+            exception_id = approval.exception_id
+        try:
+            result = await self._resume(tenant_id, exception_id, answer, "approval")
+        except BaseException:
+            await self._release(approval_id)
+            raise
+        pending = result.get("pending") or {}
+        if pending.get("approvalId") == approval_id:  # answered but not decided (a refused edit)
+            await self._release(approval_id)
+            refusals = pending.get("refusals") or []
+            if answer.get("decision") == "edit" and refusals:
+                raise ProblemError(422, refusals[-1])
+        return result
+
+    async def _release(self, approval_id: str) -> None:
+        """Give a claimed approval back: nothing was decided."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(Approval)
+                .where(Approval.approval_id == approval_id, Approval.status == "DECIDING")
+                .values(status="PENDING")
+            )
+
+    async def complete_step(
+        self,
+        tenant_id: str,
+        exception_id: str,
+        order: int,
+        action: Literal["complete", "skip"],
+        notes: str | None,
+        *,
+        actor: str,
+    ) -> dict[str, Any]:
+        waiting = await self.runner.pending(tenant_id, exception_id)
+        if waiting is None or waiting.get("kind") != "manual_step":
+            raise ProblemError(409, f"case {exception_id} is not waiting for a manual step")
+        if waiting["order"] != order:
+            raise ProblemError(409, f"step {order} is not the next expected step; step {waiting['order']} is")
+        return await self._resume(
+            tenant_id, exception_id, {"action": action, "actor": actor, "notes": notes}, "manual_step"
+        )
+
+    async def _resume(
+        self,
+        tenant_id: str,
+        exception_id: str,
+        answer: dict[str, Any],
+        expect: Literal["approval", "manual_step"],
+    ) -> dict[str, Any]:
+        async with self._locks[(tenant_id, exception_id)]:
+            try:
+                ctx = self.runtime.context(tenant_id)
+                result = await self.runner.resume(ctx, exception_id, answer, expect=expect)
+            except NothingPending as exc:
+                raise ProblemError(409, str(exc)) from None
+            except InvalidAnswer as exc:
+                errors = [
+                    FieldProblem(path="body." + ".".join(str(p) for p in e["loc"]), message=e["msg"])
+                    for e in exc.errors
+                ]
+                raise ProblemError(422, str(exc), errors=errors) from None
+            except ConfigurationError as exc:
+                raise ProblemError(409, str(exc)) from None
+            return await self._project(tenant_id, exception_id, result)
+
+    async def sweep_deadlines(self, now: datetime | None = None) -> list[str]:
+        """Expire approvals past their deadline: the case escalates on its own."""
+        now = now or utc_now()
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(Approval.tenant_id, Approval.approval_id).where(
+                    Approval.status == "PENDING", Approval.deadline < now
+                )
+            )
+            overdue = list(rows.all())
+        expired = []
+        for tenant_id, approval_id in overdue:
+            answer = {"decision": "expire", "actor": "deadline-sweeper", "actorType": "system"}
+            try:
+                await self.decide(tenant_id, approval_id, answer, actor="deadline-sweeper")
+                expired.append(approval_id)
+            except ProblemError as exc:
+                log.info("approval %s not expired: %s", approval_id, exc.detail)
+        return expired

@@ -1,0 +1,156 @@
+"""Routes for cases: ingest, list, read one, read its timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Header, Query, status
+from pydantic import ValidationError
+
+from app.api.deps import Operator, ServicesDep, Viewer
+from app.api.problems import FieldProblem, ProblemError, field_path, responses
+from app.cases.queries import audit_trail, event_view, events, filtered, page, summary
+from app.cases.schemas import Accepted, CaseDetail, CasePage, EventPage
+from app.db.models import ExceptionCase
+from graph.inputs import RawException
+
+router = APIRouter(prefix="/exceptions", tags=["exceptions"])
+EXAMPLE = {"exceptionId": "GLX-1001", "exceptionType": "SETTLEMENT_FAIL", "sourceSystem": "murex",
+           "rawPayload": {"tradeId": "T-1", "settlementAmount": 62000}}  # fmt: skip
+
+
+def parse_items(
+    body: dict[str, object] | list[dict[str, object]], tenant_id: str, limit: int
+) -> list[RawException]:
+    """One exception or a list; every problem of every item reported with its path."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise ProblemError(
+            422, "no exceptions in the request", errors=[FieldProblem(path="body", message="empty list")]
+        )
+    if len(items) > limit:
+        raise ProblemError(413, f"{len(items)} exceptions in one request; the limit is {limit}")
+    parsed, problems = [], []
+    for index, item in enumerate(items):
+        prefix: list[str | int] = ["body", index] if isinstance(body, list) else ["body"]
+        try:
+            raw = RawException.model_validate(item)
+        except ValidationError as exc:
+            problems += [
+                FieldProblem(path=field_path([*prefix, *e["loc"]]), message=e["msg"]) for e in exc.errors()
+            ]
+            continue
+        if raw.tenantId not in (None, tenant_id):
+            problems.append(
+                FieldProblem(
+                    path=field_path([*prefix, "tenantId"]),
+                    message=f"does not match the path tenant {tenant_id}",
+                )
+            )
+        parsed.append(raw)
+    if problems:
+        raise ProblemError(422, f"{len(problems)} invalid field(s); nothing was accepted", errors=problems)
+    return parsed
+
+
+@router.post("/{tenantId}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+             responses=responses(401, 403, 404, 413, 422, 429))  # fmt: skip
+async def ingest(
+    tenantId: str,
+    principal: Operator,
+    services: ServicesDep,
+    body: Annotated[dict[str, object] | list[dict[str, object]], Body(examples=[EXAMPLE])],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> Accepted:
+    """Accept one exception or a list; they are stored, then processed in the background."""
+    items = parse_items(body, tenantId, services.settings.max_batch)
+    ids, _ = await services.cases.ingest(
+        tenantId, items, idempotency_key=idempotency_key, actor=principal.actor
+    )
+    return Accepted(exceptionIds=ids)
+
+
+@router.get("/{tenantId}", response_model=CasePage, responses=responses(401, 403, 404, 429))
+async def list_cases(
+    tenantId: str,
+    principal: Viewer,
+    services: ServicesDep,
+    status: Annotated[str | None, Query(description="One or more statuses, comma separated")] = None,
+    severity: Annotated[str | None, Query(description="One or more severities, comma separated")] = None,
+    type: Annotated[str | None, Query(description="Exception type")] = None,
+    text: Annotated[
+        str | None, Query(max_length=200, description="Search id, type, source and summary")
+    ] = None,
+    receivedFrom: Annotated[datetime | None, Query()] = None,
+    receivedTo: Annotated[datetime | None, Query()] = None,
+    sort: Annotated[
+        Literal[
+            "receivedAt",
+            "-receivedAt",
+            "updatedAt",
+            "-updatedAt",
+            "severity",
+            "-severity",
+            "status",
+            "-status",
+            "exceptionType",
+            "-exceptionType",
+        ],
+        Query(),
+    ] = "-receivedAt",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CasePage:
+    query = filtered(tenantId, status=status, severity=severity, exception_type=type, text=text,
+                     received_from=receivedFrom, received_to=receivedTo)  # fmt: skip
+    async with services.db.session() as session:
+        rows, total, counts = await page(session, query, sort=sort, limit=limit, offset=offset)
+    return CasePage(
+        items=[summary(r) for r in rows], total=total, limit=limit, offset=offset, countsByStatus=counts
+    )
+
+
+@router.get("/{tenantId}/{exceptionId}", response_model=CaseDetail, responses=responses(401, 403, 404, 429))
+async def get_case(tenantId: str, exceptionId: str, principal: Viewer, services: ServicesDep) -> CaseDetail:
+    async with services.db.session() as session:
+        case = await session.get(ExceptionCase, (tenantId, exceptionId))
+        if case is None:
+            raise ProblemError(404, f"no exception {exceptionId}")
+        rows, _ = await events(session, tenantId, exceptionId, limit=100_000)
+    record = dict(
+        case.record
+        or {
+            "exceptionId": case.exception_id,
+            "tenantId": tenantId,
+            "rawPayload": case.raw.get("rawPayload", {}),
+        }
+    )
+    record["resolutionStatus"] = case.status
+    record["auditTrail"] = audit_trail(rows)
+    result = case.result or {}
+    return CaseDetail(exceptionId=exceptionId, tenantId=tenantId, resolutionStatus=case.status,
+                      processing=case.processing, record=record, decisions=result.get("stages", []),
+                      result=case.result)  # fmt: skip
+
+
+@router.get(
+    "/{tenantId}/{exceptionId}/events", response_model=EventPage, responses=responses(401, 403, 404, 429)
+)
+async def list_events(
+    tenantId: str,
+    exceptionId: str,
+    principal: Viewer,
+    services: ServicesDep,
+    type: Annotated[list[str] | None, Query(description="Event types to keep")] = None,
+    stage: Annotated[str | None, Query()] = None,
+    actorType: Annotated[Literal["agent", "human", "system"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EventPage:
+    async with services.db.session() as session:
+        if await session.get(ExceptionCase, (tenantId, exceptionId)) is None:
+            raise ProblemError(404, f"no exception {exceptionId}")
+        rows, total = await events(session, tenantId, exceptionId, types=type, stage=stage, actor_type=actorType,
+                                   limit=limit, offset=offset)  # fmt: skip
+    return EventPage(items=[event_view(r) for r in rows], total=total, limit=limit, offset=offset)

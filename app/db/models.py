@@ -1,0 +1,217 @@
+"""The system of record: tenants, credentials, pack versions, cases and everything that happened to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.db.types import JsonDoc, UtcDateTime, utc_now
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class ApiKey(Base):
+    """A credential: only a hash of the secret is kept; ``tenant_id`` None means platform admin."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    created_by: Mapped[str] = mapped_column(String(200), default="system")
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class PackVersion(Base):
+    """Every version of every pack ever loaded or uploaded; one active version per pack."""
+
+    __tablename__ = "pack_versions"
+    __table_args__ = (UniqueConstraint("kind", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))  # domain | tenant
+    name: Mapped[str] = mapped_column(String(128), index=True)  # domainName or tenantId
+    version: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(500), default="api")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    created_by: Mapped[str] = mapped_column(String(200), default="system")
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ExceptionCase(Base):
+    """One exception: the raw input as accepted, the canonical record and the graph's current decisions."""
+
+    __tablename__ = "exceptions"
+    __table_args__ = (
+        Index("ix_exceptions_tenant_status", "tenant_id", "status"),
+        Index("ix_exceptions_tenant_severity", "tenant_id", "severity"),
+        Index("ix_exceptions_tenant_type", "tenant_id", "exception_type"),
+        Index("ix_exceptions_tenant_received", "tenant_id", "received_at"),
+        Index("ix_exceptions_tenant_processing", "processing"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.tenant_id"), primary_key=True)
+    exception_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source_system: Mapped[str] = mapped_column(String(200), default="unknown")
+    reported_type: Mapped[str | None] = mapped_column(String(200))
+    exception_type: Mapped[str | None] = mapped_column(String(200))
+    severity: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default="OPEN")
+    actionability: Mapped[str | None] = mapped_column(String(40))
+    playbook_id: Mapped[str | None] = mapped_column(String(128))
+    assigned_group: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    summary: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    record: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    processing: Mapped[str] = mapped_column(String(20), default="accepted")  # accepted|running|waiting|done
+    events_synced: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ExceptionEvent(Base):
+    """The append-only timeline of a case: stage decisions, tool calls, approvals, steps, human actions."""
+
+    __tablename__ = "exception_events"
+    __table_args__ = (Index("ix_events_case", "tenant_id", "exception_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    exception_id: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(60), index=True)
+    stage: Mapped[str] = mapped_column(String(30))
+    actor_type: Mapped[str] = mapped_column(String(10))
+    actor_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    pack_versions: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_tenant_status", "tenant_id", "status"),)
+
+    approval_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    exception_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(
+        String(20), default="PENDING"
+    )  # PENDING|DECIDING|APPROVED|REJECTED|EDITED|EXPIRED
+    severity: Mapped[str | None] = mapped_column(String(10))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class PlaybookState(Base):
+    """The plan of a case as operators see it: the playbook, each step's status, the current step."""
+
+    __tablename__ = "playbook_states"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exception_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    playbook_id: Mapped[str | None] = mapped_column(String(128))
+    playbook: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc)
+    current_step: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
+
+
+class ToolExecution(Base):
+    __tablename__ = "tool_executions"
+    __table_args__ = (Index("ix_tool_executions_tenant", "tenant_id", "tool", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    exception_id: Mapped[str] = mapped_column(String(128))
+    tool: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    request: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TenantToolSetting(Base):
+    """A tenant switching one of its allow-listed tools off (or back on) without a new policy pack."""
+
+    __tablename__ = "tenant_tool_settings"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(128), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    changed_by: Mapped[str] = mapped_column(String(200))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # ingest | run
+    exception_count: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    exception_ids: Mapped[list[str]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    created_by: Mapped[str] = mapped_column(String(200), default="system")
+
+
+Index("ix_runs_idempotency", Run.tenant_id, Run.idempotency_key, unique=True)
