@@ -95,3 +95,25 @@ def _only_loopback_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def _backends() -> list[Any]:
+    from tests.api_helpers import POSTGRES_URL
+
+    postgres = pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(POSTGRES_URL is None, reason="EXOPS_TEST_POSTGRES_URL not set"),
+        ],
+    )
+    return ["sqlite", postgres]
+
+
+@pytest.fixture(params=_backends())
+async def api(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The real API on SQLite and, when configured, on PostgreSQL (see tests/api_helpers.py)."""
+    from tests.api_helpers import running_api
+
+    async with running_api(tmp_path, request.param) as running:
+        yield running

@@ -61,5 +61,7 @@ async def revoke_key(session: AsyncSession, tenant_id: str | None, key_id: str) 
 
 
 async def list_keys(session: AsyncSession, tenant_id: str | None) -> list[ApiKey]:
-    rows = await session.execute(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at))
+    rows = await session.execute(
+        select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.created_at)
+    )
     return list(rows.scalars().all())
