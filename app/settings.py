@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         return self.data_dir / "checkpoints.sqlite"
 
     @property
+    def cli_checkpoint_path(self) -> Path:
+        """``exops run``/``resume`` keep their own checkpoints, apart from the server's cases."""
+        return self.data_dir / "cli-checkpoints.sqlite"
+
+    @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'exops.db'}"
 

@@ -73,11 +73,10 @@ async def postgres_database() -> AsyncIterator[str]:
 @asynccontextmanager
 async def running_api(tmp_path: Path, backend: str, **overrides: Any) -> AsyncIterator[Api]:
     async with AsyncExitStackish() as stack:
-        url = (
-            await stack.enter(postgres_database())
-            if backend == "postgres"
-            else f"sqlite:///{tmp_path / 'exops.db'}"
-        )
+        url = overrides.pop("database_url", None)
+        if url is None and backend == "postgres":
+            url = await stack.enter(postgres_database())
+        url = url or f"sqlite:///{tmp_path / 'exops.db'}"
         settings = Settings(
             data_dir=tmp_path, database_url=url, packs_dir=overrides.pop("packs_dir", SAMPLES),
             deadline_sweep_seconds=3600, jwt_secret=JWT_SECRET, rate_limit_per_minute=overrides.pop("rate", 10_000),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from app.cli.packs import list_packs, packs_app
+from app.cli.packs import packs_app
 from app.cli.run import resume, run
-from app.settings import get_settings
+from app.cli.server import db_app, keys_app, serve, start, tenants_app
 
 cli = typer.Typer(
     name="exops",
@@ -16,15 +16,13 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 cli.add_typer(packs_app, name="packs")
+cli.add_typer(db_app, name="db")
+cli.add_typer(tenants_app, name="tenants")
+cli.add_typer(keys_app, name="keys")
 cli.command("run")(run)
 cli.command("resume")(resume)
-
-
-@cli.command("start")
-def start() -> None:
-    """Start exops on embedded defaults: load and check the configured packs and show them."""
-    settings = get_settings()
-    list_packs(packs=settings.packs_dir)
+cli.command("serve")(serve)
+cli.command("start")(start)
 
 
 def main() -> None:

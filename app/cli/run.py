@@ -160,7 +160,7 @@ def run(
     mode: ToolMode = "live" if tool_mode == "live" else "dry-run"
     raws = [raw for raw in valid if raw is not None]
     run_id, results = asyncio.run(
-        _run(settings, runtime, tenant, raws, tool_mode=mode, checkpoints=checkpoints or settings.checkpoint_path,
+        _run(settings, runtime, tenant, raws, tool_mode=mode, checkpoints=checkpoints or settings.cli_checkpoint_path,
              concurrency=concurrency or settings.run_concurrency, quiet=json_output)
     )  # fmt: skip
     ordered: list[dict[str, Any]] = []
@@ -200,7 +200,7 @@ def resume(
         expect, answer = "approval", {"decision": decision, "actor": actor, "comment": comment}
 
     async def go() -> dict[str, Any]:
-        async with open_checkpointer("sqlite", checkpoints or settings.checkpoint_path) as saver:
+        async with open_checkpointer("sqlite", checkpoints or settings.cli_checkpoint_path) as saver:
             runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
             return await runner.resume(runtime.context(tenant), exception_id, answer, expect=expect)
 
