@@ -114,7 +114,7 @@ async def _demo_keys(settings: Settings, tenants: list[tuple[str, str]]) -> list
             for tenant_id, name in tenants:
                 await ensure_tenant(session, tenant_id, name)
                 for role in ("viewer", "operator", "admin"):
-                    issued.append(await issue_key(session, tenant_id=tenant_id, role=role, name=f"demo-{role}"))  # type: ignore[arg-type]
+                    issued.append(await issue_key(session, tenant_id=tenant_id, role=role, name=f"demo-{role}"))
     finally:
         await db.close()
     return issued
