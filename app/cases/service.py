@@ -126,7 +126,11 @@ class CaseService:
                     raise LookupError(f"no case {tenant_id}/{exception_id}")
                 case.processing = "running"
                 raw = RawException.model_validate(case.raw)
-            ctx = self.runtime.context(tenant_id, run_id=case.run_id or "api")
+            try:
+                ctx = self.runtime.context(tenant_id, run_id=case.run_id or "api")
+            except ConfigurationError as exc:  # the tenant's packs went away: say so on the case, keep it
+                await self._mark_blocked(tenant_id, exception_id, str(exc))
+                raise
             result = await self.runner.start(ctx, raw)
             return await self._project(tenant_id, exception_id, result)
 
@@ -137,6 +141,13 @@ class CaseService:
             assert case is not None
             await project(session, case, result, values)
         return result
+
+    async def _mark_blocked(self, tenant_id: str, exception_id: str, reason: str) -> None:
+        async with self.db.session() as session:
+            case = await session.get(ExceptionCase, (tenant_id, exception_id))
+            if case is not None:
+                case.processing = "accepted"  # picked up again at the next start, once packs are back
+                case.summary = f"not processed yet: {reason}"
 
     async def recover(self) -> int:
         """Queue every accepted case whose run had not finished (after a crash or restart)."""

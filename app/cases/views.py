@@ -55,7 +55,7 @@ def parse_items(
 
 
 @router.post("/{tenantId}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-             responses=responses(401, 403, 404, 413, 422, 429))  # fmt: skip
+             responses=responses(401, 403, 404, 409, 413, 422, 429))  # fmt: skip
 async def ingest(
     tenantId: str,
     principal: Operator,
@@ -64,6 +64,8 @@ async def ingest(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> Accepted:
     """Accept one exception or a list; they are stored, then processed in the background."""
+    if services.store.tenant(tenantId) is None:
+        raise ProblemError(409, f"tenant {tenantId} has no active policy pack: upload or activate one first")
     items = parse_items(body, tenantId, services.settings.max_batch)
     ids, _ = await services.cases.ingest(
         tenantId, items, idempotency_key=idempotency_key, actor=principal.actor
