@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import copy
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,23 +78,38 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 @pytest.fixture(autouse=True)
-def _only_loopback_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests run offline: any connection or lookup beyond loopback fails the test."""
-    real_connect = socket.socket.connect
-    real_getaddrinfo = socket.getaddrinfo
+def _only_loopback_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests run offline: any connection or lookup beyond loopback fails the test, even when the
+    code under test swallows the error (respx or a local server must answer everything)."""
+    real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    attempts: list[str] = []
+
+    def outside(address: Any) -> bool:
+        return isinstance(address, tuple) and address[0] not in _LOOPBACK
 
     def connect(self: socket.socket, address: Any) -> Any:
-        if isinstance(address, tuple) and address[0] not in _LOOPBACK:
+        if outside(address):
+            attempts.append(str(address[0]))
             raise OSError(f"tests must not reach {address[0]}: mock it with respx")
         return real_connect(self, address)
 
+    def connect_ex(self: socket.socket, address: Any) -> Any:
+        if outside(address):
+            attempts.append(str(address[0]))
+            raise OSError(f"tests must not reach {address[0]}: mock it with respx")
+        return real_connect_ex(self, address)
+
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in _LOOPBACK and host is not None:
+        if host is not None and host not in _LOOPBACK:
+            attempts.append(str(host))
             raise OSError(f"tests must not resolve {host}: mock it with respx")
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    assert not attempts, f"a test tried to reach the network: {attempts}"
 
 
 def _backends() -> list[Any]:

@@ -8,8 +8,7 @@ to "no draft", and a supervisor second opinion that can only tighten.
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +37,6 @@ DRAFT = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _no_real_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise OSError("tests must not use the network")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    yield
 
 
 @pytest.fixture
