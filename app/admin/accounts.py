@@ -24,7 +24,13 @@ class IssuedKey:
     plaintext: str
 
 
+RESERVED_TENANT_IDS = frozenset({"tenants", "domain-packs"})
+"""Path segments of /admin/... that a tenant id would collide with."""
+
+
 async def ensure_tenant(session: AsyncSession, tenant_id: str, name: str) -> tuple[Tenant, bool]:
+    if tenant_id in RESERVED_TENANT_IDS:
+        raise ValueError(f"{tenant_id!r} is reserved and cannot be a tenant id")
     tenant = await session.get(Tenant, tenant_id)
     if tenant is not None:
         return tenant, False

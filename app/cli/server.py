@@ -49,7 +49,11 @@ def tenants_create(
     """Create a tenant (its policy pack comes from the packs folder or the admin API)."""
     settings = get_settings()
     upgrade(settings.db_url)
-    created = asyncio.run(_create_tenant(settings, tenant_id, name or tenant_id))
+    try:
+        created = asyncio.run(_create_tenant(settings, tenant_id, name or tenant_id))
+    except ValueError as exc:
+        errors.print(str(exc), style="red", markup=False)
+        raise typer.Exit(2) from None
     console.print(f"tenant {tenant_id} {'created' if created else 'already exists'}")
 
 
@@ -64,10 +68,14 @@ async def _issue(settings: Settings, tenant_id: str | None, role: Role, name: st
 
 @keys_app.command("create")
 def keys_create(
-    tenant: Annotated[str | None, typer.Option("--tenant", help="The key's tenant (omit with --platform-admin).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="The key's tenant (omit with --platform-admin).")
+    ] = None,
     role: Annotated[str, typer.Option("--role", help="viewer | operator | admin")] = "operator",
     name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "",
-    platform_admin: Annotated[bool, typer.Option("--platform-admin", help="A key for managing tenants.")] = False,
+    platform_admin: Annotated[
+        bool, typer.Option("--platform-admin", help="A key for managing tenants.")
+    ] = False,
 ) -> None:
     """Create an API key; the key is printed alone on the last line, once."""
     settings = get_settings()
@@ -84,7 +92,9 @@ def keys_create(
     except (LookupError, ValueError) as exc:
         errors.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
-    errors.print(f"key {issued.key_id} ({issued.role}{' of ' + issued.tenant_id if issued.tenant_id else ''}) — shown once:")
+    errors.print(
+        f"key {issued.key_id} ({issued.role}{' of ' + issued.tenant_id if issued.tenant_id else ''}) — shown once:"
+    )
     print(issued.plaintext)
 
 
@@ -98,7 +108,9 @@ def serve(
     from app.api.main import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
+    )
 
 
 async def _demo_keys(settings: Settings, tenants: list[tuple[str, str]]) -> list[IssuedKey]:
@@ -107,14 +119,20 @@ async def _demo_keys(settings: Settings, tenants: list[tuple[str, str]]) -> list
     issued: list[IssuedKey] = []
     try:
         async with db.session() as session:
-            old = await session.execute(select(ApiKey).where(ApiKey.name.like("demo-%"), ApiKey.revoked_at.is_(None)))
+            old = await session.execute(
+                select(ApiKey).where(ApiKey.name.like("demo-%"), ApiKey.revoked_at.is_(None))
+            )
             for key in old.scalars():
                 key.revoked_at = utc_now()
-            issued.append(await issue_key(session, tenant_id=None, role="platform_admin", name="demo-platform"))
+            issued.append(
+                await issue_key(session, tenant_id=None, role="platform_admin", name="demo-platform")
+            )
             for tenant_id, name in tenants:
                 await ensure_tenant(session, tenant_id, name)
                 for role in ("viewer", "operator", "admin"):
-                    issued.append(await issue_key(session, tenant_id=tenant_id, role=role, name=f"demo-{role}"))
+                    issued.append(
+                        await issue_key(session, tenant_id=tenant_id, role=role, name=f"demo-{role}")
+                    )
     finally:
         await db.close()
     return issued
@@ -141,5 +159,7 @@ def start(
         keys = asyncio.run(_demo_keys(settings, tenants))
         console.print("demo keys (send as the X-API-KEY header):")
         for key in keys:
-            console.print(f"  {key.tenant_id or '(platform)':<16} {key.role:<15} {key.plaintext}", markup=False)
+            console.print(
+                f"  {key.tenant_id or '(platform)':<16} {key.role:<15} {key.plaintext}", markup=False
+            )
     serve(host=host, port=port)
