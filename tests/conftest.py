@@ -81,7 +81,11 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 def _only_loopback_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests run offline: any connection or lookup beyond loopback fails the test, even when the
     code under test swallows the error (respx or a local server must answer everything)."""
-    real_connect, real_connect_ex, real_getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+    real_connect, real_connect_ex, real_getaddrinfo = (
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.getaddrinfo,
+    )
     attempts: list[str] = []
 
     def outside(address: Any) -> bool:

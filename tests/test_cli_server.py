@@ -20,8 +20,21 @@ def exops(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_db_tenants_and_keys(tmp_path: Path) -> None:
     upgraded = exops(tmp_path, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    tables = {row[0] for row in sqlite3.connect(tmp_path / "exops.db").execute("select name from sqlite_master where type='table'")}
-    assert {"tenants", "api_keys", "exceptions", "exception_events", "approvals", "pack_versions", "alembic_version"} <= tables
+    tables = {
+        row[0]
+        for row in sqlite3.connect(tmp_path / "exops.db").execute(
+            "select name from sqlite_master where type='table'"
+        )
+    }
+    assert {
+        "tenants",
+        "api_keys",
+        "exceptions",
+        "exception_events",
+        "approvals",
+        "pack_versions",
+        "alembic_version",
+    } <= tables
 
     created = exops(tmp_path, "tenants", "create", "shop-one", "--name", "Shop One")
     assert created.returncode == 0 and "tenant shop-one created" in created.stdout
@@ -31,7 +44,11 @@ def test_db_tenants_and_keys(tmp_path: Path) -> None:
     assert key.returncode == 0, key.stderr
     last = key.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"exo_[0-9a-f]{12}_\S{20,}", last)
-    stored = sqlite3.connect(tmp_path / "exops.db").execute("select secret_hash, role, tenant_id from api_keys").fetchall()
+    stored = (
+        sqlite3.connect(tmp_path / "exops.db")
+        .execute("select secret_hash, role, tenant_id from api_keys")
+        .fetchall()
+    )
     assert stored == [(stored[0][0], "operator", "shop-one")] and last.split("_", 2)[2] not in stored[0][0]
 
     assert exops(tmp_path, "keys", "create", "--tenant", "nobody", "--role", "viewer").returncode == 1

@@ -31,8 +31,6 @@ EXCEPTION = {
 }
 
 
-
-
 @pytest.fixture
 async def llm() -> AsyncIterator[LlmClient]:
     async with LlmClient(LlmConfig(base_url=BASE_URL, api_key="test-key", model="test-model")) as client:

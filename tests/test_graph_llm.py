@@ -37,8 +37,6 @@ DRAFT = {
 }  # fmt: skip
 
 
-
-
 @pytest.fixture
 async def runner(tmp_path: Path) -> AsyncIterator[CaseRunner]:
     async with open_checkpointer("memory") as saver:

@@ -36,8 +36,6 @@ PROMPT = RenderedPrompt(
 GOOD = {"summary": "Trade T1 failed to settle.", "likelyCauses": ["missing SSI", "insufficient securities"]}
 
 
-
-
 @pytest.fixture
 async def llm() -> AsyncIterator[LlmClient]:
     async with LlmClient(CONFIG) as client:

@@ -11,15 +11,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
+from app.admin.views import router as admin_router
 from app.api import problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit, RateLimiter
 from app.approvals.views import router as approvals_router
+from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
 from app.cases.views import router as cases_router
 from app.db.migrate import upgrade
 from app.db.session import Database, is_sqlite
+from app.metrics.views import router as metrics_router
 from app.packstore import PackStore, sync_directory
+from app.playbooks.views import router as playbooks_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from graph.builder import build_graph
@@ -121,4 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(cases_router)
     app.include_router(approvals_router)
+    app.include_router(playbooks_router)
+    app.include_router(metrics_router)
+    app.include_router(run_router)
+    app.include_router(admin_router)
     return app

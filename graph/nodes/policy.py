@@ -10,26 +10,13 @@ from graph.context import RunContext
 from graph.nodes.triage import condition_facts
 from graph.records import decision_update, evidence
 from graph.state import CaseState, Evidence
-from packs.policy import decide_policy
+from packs.policy import PolicyDecision, decide_policy
 
 
-async def policy(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    exception = dict(state["exception"])
-    confidence = state.get("confidence", 0.0)
-    decision = decide_policy(
-        ctx.domain,
-        ctx.tenant,
-        exception_type=exception["exceptionType"],
-        severity=exception["severity"],
-        confidence=confidence,
-        data=condition_facts(exception, ctx),
-        sla_minutes_remaining=exception["normalizedContext"].get("slaMinutesRemaining"),
-    )
+def policy_record(decision: PolicyDecision) -> dict[str, Any]:
+    """The policy decision as the state (and the API's playbook recalculation) keeps it."""
     selection = decision.selection
-    facts: list[Evidence] = [evidence("policy", line) for line in decision.evidence]
-    exception["assignedGroup"] = decision.assign_group
-    record = {
+    return {
         "actionability": decision.actionability,
         "selectedPlaybookId": decision.selected_playbook_id,
         "recommendedPlaybookId": decision.recommended_playbook_id,
@@ -50,5 +37,23 @@ async def policy(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
             for c in (selection.candidates if selection else ())
         ],
     }
+
+
+async def policy(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    exception = dict(state["exception"])
+    confidence = state.get("confidence", 0.0)
+    decision = decide_policy(
+        ctx.domain,
+        ctx.tenant,
+        exception_type=exception["exceptionType"],
+        severity=exception["severity"],
+        confidence=confidence,
+        data=condition_facts(exception, ctx),
+        sla_minutes_remaining=exception["normalizedContext"].get("slaMinutesRemaining"),
+    )
+    facts: list[Evidence] = [evidence("policy", line) for line in decision.evidence]
+    exception["assignedGroup"] = decision.assign_group
+    record = policy_record(decision)
     update = decision_update(ctx, "policy", decision.actionability, confidence, facts, "supervisor")
     return {**update, "exception": exception, "policy": record}

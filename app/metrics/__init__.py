@@ -1,0 +1,1 @@
+"""Case metrics per tenant, computed in the database from the system of record."""

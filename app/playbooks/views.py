@@ -1,0 +1,163 @@
+"""Routes for a case's playbook: read it, complete or skip the step it waits on, recalculate it.
+
+A step answer goes through ``CaseService.complete_step``, which accepts only the step the graph is
+waiting on and resumes it; the actor is always the credential, never the body.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.deps import Operator, Services, ServicesDep, Viewer
+from app.api.problems import ProblemError, responses
+from app.db.models import ExceptionCase
+from app.playbooks.service import playbook_view, recalculate
+
+router = APIRouter(prefix="/exceptions", tags=["playbooks"])
+StepOrder = Annotated[int, Path(ge=1, description="The step's order in the plan, from 1")]
+StepStatus = Literal["PENDING", "SUCCESS", "FAILED", "SKIPPED", "NEEDS_APPROVAL"]
+
+
+class PlaybookInfo(BaseModel):
+    id: str
+    name: str
+    version: str | None
+    description: str
+    approvedForTenant: bool = Field(
+        description="The policy decision selected it as one of the tenant's approved business processes"
+    )
+    origin: str | None = Field(description="domain, tenant (a custom playbook), llm_draft or edited")
+    appliesTo: list[str]
+    match: dict[str, Any] = Field(description="Match conditions: severity_in, sla_minutes_remaining_lt, ...")
+    priority: int | None
+    successCriteria: list[str]
+
+
+class StepView(BaseModel):
+    order: int
+    type: str
+    name: str
+    disposition: Literal["auto", "needs_approval", "manual"]
+    reason: str | None
+    status: StepStatus = Field(description="NEEDS_APPROVAL: pending and held for a person's approval")
+    completedBy: str | None = Field(description="The person (from their credential) or 'exops' for the agent")
+    actorType: Literal["agent", "human", "system"] | None
+    completedAt: str | None
+    notes: str | None
+    definition: dict[str, Any] = Field(description="The step as the playbook defines it")
+
+
+class Candidate(BaseModel):
+    playbookId: str
+    approved: bool
+    origin: str
+    priority: int
+
+
+class Selection(BaseModel):
+    actionability: str | None
+    selectedPlaybookId: str | None = Field(description="Set only for a playbook the tenant approved")
+    recommendedPlaybookId: str | None = Field(description="The best match, approved or not")
+    reasoning: str | None
+    candidates: list[Candidate] = Field(description="Every playbook that applies, best first")
+
+
+class PlaybookView(BaseModel):
+    exceptionId: str
+    tenantId: str
+    resolutionStatus: str
+    playbook: PlaybookInfo
+    steps: list[StepView]
+    currentStep: int | None = Field(description="Order of the next step to run; none once the case finished")
+    waitingFor: Literal["approval", "manual_step"] | None
+    approvalId: str | None
+    selection: Selection
+
+
+class StepAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notes: str | None = Field(default=None, max_length=5000, description="What was done, or why skipped")
+
+
+class Recalculation(BaseModel):
+    changed: bool = Field(description="False: the same playbook would be chosen; nothing was recorded")
+    previous: Selection
+    current: Selection
+    packVersions: dict[str, str] = Field(description="The active packs the choice was recalculated with")
+    playbook: PlaybookView | None = Field(description="The case's playbook after recalculation, if any")
+
+
+async def _ensure_case(services: Services, tenant_id: str, exception_id: str) -> None:
+    async with services.db.session() as session:
+        if await session.get(ExceptionCase, (tenant_id, exception_id)) is None:
+            raise ProblemError(404, f"no exception {exception_id}")
+
+
+async def _view(services: Services, tenant_id: str, exception_id: str) -> PlaybookView | None:
+    values = await services.runner.values(tenant_id, exception_id)
+    pending = await services.runner.pending(tenant_id, exception_id)
+    view = playbook_view(tenant_id, exception_id, values, pending)
+    return PlaybookView.model_validate(view) if view is not None else None
+
+
+@router.get("/{tenantId}/{exceptionId}/playbook", response_model=PlaybookView,
+            responses=responses(401, 403, 404, 422, 429))  # fmt: skip
+async def get_playbook(
+    tenantId: str, exceptionId: str, principal: Viewer, services: ServicesDep
+) -> PlaybookView:
+    """The case's playbook, each step's status and who did it, the current step, and why it was chosen."""
+    await _ensure_case(services, tenantId, exceptionId)
+    view = await _view(services, tenantId, exceptionId)
+    if view is None:
+        raise ProblemError(404, f"exception {exceptionId} has no playbook")
+    return view
+
+
+async def _answer(
+    services: Services, tenant_id: str, exception_id: str, order: int,
+    action: Literal["complete", "skip"], body: StepAnswer, actor: str,
+) -> PlaybookView:  # fmt: skip
+    await _ensure_case(services, tenant_id, exception_id)
+    await services.cases.complete_step(tenant_id, exception_id, order, action, body.notes, actor=actor)
+    view = await _view(services, tenant_id, exception_id)
+    assert view is not None, "a case that waited on a step has a plan"
+    return view
+
+
+@router.post("/{tenantId}/{exceptionId}/playbook/steps/{stepOrder}/complete", response_model=PlaybookView,
+             responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
+async def complete_step(
+    tenantId: str, exceptionId: str, stepOrder: StepOrder, body: StepAnswer, principal: Operator,
+    services: ServicesDep,
+) -> PlaybookView:  # fmt: skip
+    """Mark the manual step the case waits on as done; the run continues. 409 for any other step."""
+    return await _answer(services, tenantId, exceptionId, stepOrder, "complete", body, principal.actor)
+
+
+@router.post("/{tenantId}/{exceptionId}/playbook/steps/{stepOrder}/skip", response_model=PlaybookView,
+             responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
+async def skip_step(
+    tenantId: str, exceptionId: str, stepOrder: StepOrder, body: StepAnswer, principal: Operator,
+    services: ServicesDep,
+) -> PlaybookView:  # fmt: skip
+    """Skip the manual step the case waits on; the run continues. 409 for any other step."""
+    return await _answer(services, tenantId, exceptionId, stepOrder, "skip", body, principal.actor)
+
+
+@router.post("/{tenantId}/{exceptionId}/playbook/recalculate", response_model=Recalculation,
+             responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
+async def recalculate_playbook(
+    tenantId: str, exceptionId: str, principal: Operator, services: ServicesDep
+) -> Recalculation:
+    """Match playbooks again against the packs active now. Idempotent: the same choice records nothing.
+    A different choice replaces the plan awaiting approval (same approval, same deadline); once steps
+    have run the playbook cannot change (409)."""
+    await _ensure_case(services, tenantId, exceptionId)
+    outcome = await recalculate(services.cases, services.runner, services.runtime, tenantId, exceptionId,
+                                who=principal.actor)  # fmt: skip
+    view = await _view(services, tenantId, exceptionId)
+    return Recalculation.model_validate({**outcome, "playbook": view})
