@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import PackVersion, TenantToolSetting
+from app.db.models import PackActivation, PackVersion, TenantToolSetting
 from app.db.types import utc_now
 from packs.domain import DomainPack
 from packs.loader import LoadedPack, find_domain, load_document
@@ -126,7 +126,9 @@ async def store_version(
     return row, True
 
 
-async def activate_version(session: AsyncSession, row: PackVersion, actor: str) -> None:
+async def activate_version(session: AsyncSession, row: PackVersion, actor: str, *, record: bool = True) -> None:
+    """Make ``row`` the active version of its pack; ``record`` adds the activation to the history
+    (a rollback re-activates an earlier version without recording a new activation)."""
     await session.execute(
         update(PackVersion)
         .where(PackVersion.kind == row.kind, PackVersion.name == row.name)
@@ -134,6 +136,8 @@ async def activate_version(session: AsyncSession, row: PackVersion, actor: str) 
     )
     row.active = True
     row.activated_at = utc_now()
+    if record:
+        session.add(PackActivation(kind=row.kind, name=row.name, version=row.version, activated_by=actor))
     await session.flush()
 
 

@@ -239,12 +239,14 @@ async def test_activation_is_used_by_the_next_run_and_rolls_back(api: Api) -> No
     assert back.status_code == 200 and back.json()["version"] == "1.0.0" and back.json()["active"] is True
     assert (await domains(api))["capital-markets"]["activeVersion"] == "1.0.0"
     assert (await run_versions(api, "GLX-A3"))["domain"] == "capital-markets@1.0.0"
-    forth = await api.client.post("/admin/domain-packs/capital-markets/rollback", headers=admin)
-    assert forth.json()["version"] == "1.1.0"  # the one active before the current one
+    further = await api.client.post("/admin/domain-packs/capital-markets/rollback", headers=admin)
+    assert further.status_code == 409  # 1.0.0 was the first activation: nothing earlier to go back to
     reactivated = await api.client.post(
-        "/admin/domain-packs/capital-markets/versions/1.0.0/activate", headers=admin
+        "/admin/domain-packs/capital-markets/versions/1.1.0/activate", headers=admin
     )
     assert reactivated.status_code == 200 and reactivated.json()["active"] is True
+    again = await api.client.post("/admin/domain-packs/capital-markets/rollback", headers=admin)
+    assert again.json()["version"] == "1.0.0"
 
     alone = await api.client.post("/admin/domain-packs/saas-incidents/rollback", headers=admin)
     assert alone.status_code == 409

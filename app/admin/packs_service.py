@@ -19,8 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import FieldProblem, ProblemError
-from app.db.models import PackVersion
+from app.db.models import PackActivation, PackVersion
 from app.db.session import Database
+from app.db.types import utc_now
 from app.packstore import PackStore, activate_version, content_hash, pack_identity, store_version
 from packs.common import PackKind
 from packs.documents import detect_kind, parse_document
@@ -223,23 +224,37 @@ class PackAdmin:
         return row
 
     async def rollback(self, name: str, actor: str) -> PackVersion:
-        """Activate the version that was active before the current one (by activation time)."""
+        """Undo the latest activation still standing: the version active before it comes back.
+        Repeated rollbacks walk further back (1 → 2 → 3, then back to 2, then to 1)."""
         async with self.db.session() as session:
-            query = select(PackVersion).where(PackVersion.kind == self.kind, PackVersion.name == name)
-            rows = (await session.execute(query)).scalars().all()
+            rows = (
+                await session.execute(select(PackVersion).where(PackVersion.kind == self.kind, PackVersion.name == name))
+            ).scalars().all()
             current = next((r for r in rows if r.active), None)
             if current is None:
                 raise ProblemError(409 if rows else 404, f"{self.label} {name} has no active version")
-            earlier = [r for r in rows if r.activated_at and _activated(r) < _activated(current)]
-            if not earlier:
-                raise ProblemError(
-                    409, f"{self.label} {name} {current.version} has no earlier version to roll back to"
+            history = (
+                await session.execute(
+                    select(PackActivation)
+                    .where(PackActivation.kind == self.kind, PackActivation.name == name, PackActivation.undone_at.is_(None))
+                    .order_by(PackActivation.id.desc())
                 )
-            target = max(earlier, key=_activated)
-            await self._activate(session, target, actor)
-            log.info(
-                "%s rolled %s %s back from %s to %s", actor, self.kind, name, current.version, target.version
-            )
+            ).scalars().all()
+            undo = [a for a in history if a.version == current.version]
+            earlier = next((a for a in history if a.version != current.version), None)
+            if earlier is None:
+                raise ProblemError(409, f"{self.label} {name} {current.version} has no earlier version to roll back to")
+            target = next(r for r in rows if r.version == earlier.version)
+            if self.kind == "domain":
+                await self._check_tenants_on(session, target)
+            else:
+                self._check_policy(target)
+            now = utc_now()
+            for activation in undo:
+                if activation.id > earlier.id:
+                    activation.undone_at, activation.undone_by = now, actor
+            await activate_version(session, target, actor, record=False)
+            log.info("%s rolled %s %s back from %s to %s", actor, self.kind, name, current.version, target.version)
         await self.reload()
         return target
 

@@ -77,6 +77,22 @@ class PackVersion(Base):
     activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class PackActivation(Base):
+    """Each activation of a pack version, by whom; a rollback undoes the latest one still standing."""
+
+    __tablename__ = "pack_activations"
+    __table_args__ = (Index("ix_pack_activations_pack", "kind", "name", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    activated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    activated_by: Mapped[str] = mapped_column(String(200))
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    undone_by: Mapped[str | None] = mapped_column(String(200))
+
+
 class ExceptionCase(Base):
     """One exception: the raw input as accepted, the canonical record and the graph's current decisions."""
 

@@ -1,0 +1,43 @@
+"""The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from app.db.migrate import upgrade
+from app.db.models import Base
+from app.db.session import sync_url
+from tests.api_helpers import POSTGRES_URL, postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres,
+                pytest.mark.skipif(POSTGRES_URL is None, reason="EXOPS_TEST_POSTGRES_URL not set")])])  # fmt: skip
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'exops.db'}"
+        return
+    import asyncio
+
+    manager = postgres_database()
+    url = asyncio.run(manager.__aenter__())
+    try:
+        yield url
+    finally:
+        asyncio.run(manager.__aexit__(None, None, None))
+
+
+def test_migrations_match_the_models(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)  # running it again changes nothing
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
