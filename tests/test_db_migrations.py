@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +18,12 @@ from tests.api_helpers import POSTGRES_URL, postgres_database
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres,
                 pytest.mark.skipif(POSTGRES_URL is None, reason="EXOPS_TEST_POSTGRES_URL not set")])])  # fmt: skip
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'db' / 'exops.db'}"
         return
-    import asyncio
-
-    manager = postgres_database()
-    url = asyncio.run(manager.__aenter__())
-    try:
+    async with postgres_database() as url:
         yield url
-    finally:
-        asyncio.run(manager.__aexit__(None, None, None))
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
