@@ -126,7 +126,9 @@ async def store_version(
     return row, True
 
 
-async def activate_version(session: AsyncSession, row: PackVersion, actor: str, *, record: bool = True) -> None:
+async def activate_version(
+    session: AsyncSession, row: PackVersion, actor: str, *, record: bool = True
+) -> None:
     """Make ``row`` the active version of its pack; ``record`` adds the activation to the history
     (a rollback re-activates an earlier version without recording a new activation)."""
     await session.execute(

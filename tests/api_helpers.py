@@ -3,6 +3,7 @@ EXOPS_TEST_POSTGRES_URL is set), sample packs, two tenants with a key per role, 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -61,8 +62,15 @@ async def postgres_database() -> AsyncIterator[str]:
     name = f"exops_t_{uuid.uuid4().hex[:10]}"
     admin = make_url(POSTGRES_URL)
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+    for attempt in range(5):  # CREATE DATABASE can collide with another test's DROP on a busy server
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as connection:
+                connection.execute(f'CREATE DATABASE "{name}"')
+            break
+        except psycopg.OperationalError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
     try:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:

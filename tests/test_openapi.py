@@ -123,3 +123,14 @@ async def test_the_documented_routes_include_playbooks_metrics_and_run(api: Api)
     assert "nothing is stored" in " ".join(paths["/run"]["post"]["description"].replace("*", "").split())
     metrics = (await openapi(api))["components"]["schemas"]["Metrics"]["properties"]
     assert all(field.get("description") for field in metrics.values())
+
+
+async def test_every_documented_422_is_a_problem(api: Api) -> None:
+    document = (await api.client.get("/openapi.json")).json()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None:
+                schema = invalid["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}, (method, path)
+    assert "HTTPValidationError" not in document["components"]["schemas"]

@@ -228,22 +228,38 @@ class PackAdmin:
         Repeated rollbacks walk further back (1 → 2 → 3, then back to 2, then to 1)."""
         async with self.db.session() as session:
             rows = (
-                await session.execute(select(PackVersion).where(PackVersion.kind == self.kind, PackVersion.name == name))
-            ).scalars().all()
+                (
+                    await session.execute(
+                        select(PackVersion).where(PackVersion.kind == self.kind, PackVersion.name == name)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             current = next((r for r in rows if r.active), None)
             if current is None:
                 raise ProblemError(409 if rows else 404, f"{self.label} {name} has no active version")
             history = (
-                await session.execute(
-                    select(PackActivation)
-                    .where(PackActivation.kind == self.kind, PackActivation.name == name, PackActivation.undone_at.is_(None))
-                    .order_by(PackActivation.id.desc())
+                (
+                    await session.execute(
+                        select(PackActivation)
+                        .where(
+                            PackActivation.kind == self.kind,
+                            PackActivation.name == name,
+                            PackActivation.undone_at.is_(None),
+                        )
+                        .order_by(PackActivation.id.desc())
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             undo = [a for a in history if a.version == current.version]
             earlier = next((a for a in history if a.version != current.version), None)
             if earlier is None:
-                raise ProblemError(409, f"{self.label} {name} {current.version} has no earlier version to roll back to")
+                raise ProblemError(
+                    409, f"{self.label} {name} {current.version} has no earlier version to roll back to"
+                )
             target = next(r for r in rows if r.version == earlier.version)
             if self.kind == "domain":
                 await self._check_tenants_on(session, target)
@@ -254,7 +270,9 @@ class PackAdmin:
                 if activation.id > earlier.id:
                     activation.undone_at, activation.undone_by = now, actor
             await activate_version(session, target, actor, record=False)
-            log.info("%s rolled %s %s back from %s to %s", actor, self.kind, name, current.version, target.version)
+            log.info(
+                "%s rolled %s %s back from %s to %s", actor, self.kind, name, current.version, target.version
+            )
         await self.reload()
         return target
 

@@ -79,6 +79,8 @@ def problem_response(request: Request, status: int, detail: str, errors: Sequenc
 
 
 def install(app: FastAPI) -> None:
+    _problem_422_everywhere(app)
+
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(request, exc.status, exc.detail, exc.errors, exc.headers)
@@ -93,6 +95,34 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
+
+
+def _problem_422_everywhere(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body on routes that do not list one; ours is a problem."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        problem = {"$ref": "#/components/schemas/Problem"}
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        components.setdefault("FieldProblem", FieldProblem.model_json_schema())
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = {"application/problem+json": {"schema": problem}}
+                    invalid["description"] = TITLES[422]
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
