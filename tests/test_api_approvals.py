@@ -150,3 +150,24 @@ async def test_deadline_passed_escalates_on_its_own(api: Api) -> None:
         f"approval {item['approvalId']} passed its deadline"
     )
     assert await api.services.cases.sweep_deadlines(now=datetime(2100, 1, 1, tzinfo=UTC)) == []
+
+
+async def test_two_tenants_may_use_the_same_exception_id(api: Api) -> None:
+    body = {"exceptionId": "SAME-1", "exceptionType": "REGULATORY_REPORT_REJECTED", "rawPayload": {}}
+    for tenant in ("globex-markets", "acme-capital"):
+        response = await api.client.post(
+            f"/exceptions/{tenant}", json=body, headers=api.as_("operator", tenant)
+        )
+        assert response.status_code == 202
+    await api.settle()
+    for tenant in ("globex-markets", "acme-capital"):
+        [item] = (await api.client.get(f"/approvals/{tenant}", headers=api.as_("viewer", tenant))).json()[
+            "items"
+        ]
+        assert item["approvalId"] == "APR-SAME-1-1" and item["tenantId"] == tenant
+    decided = await api.client.post(
+        "/approvals/acme-capital/APR-SAME-1-1/reject", json={}, headers=api.as_("operator", "acme-capital")
+    )
+    assert decided.status_code == 200
+    still = await api.client.get("/approvals/globex-markets/APR-SAME-1-1", headers=api.as_("viewer"))
+    assert still.json()["status"] == "PENDING"

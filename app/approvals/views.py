@@ -83,7 +83,7 @@ async def get_approval(
     tenantId: str, approvalId: str, principal: Viewer, services: ServicesDep
 ) -> ApprovalView:
     async with services.db.session() as session:
-        row = await session.get(Approval, approvalId)
+        row = await session.get(Approval, (tenantId, approvalId))
     if row is None or row.tenant_id != tenantId:
         raise ProblemError(404, f"no approval {approvalId}")
     return view(row)
@@ -94,7 +94,7 @@ async def _decide(
 ) -> ApprovalView:
     await services.cases.decide(tenant_id, approval_id, answer, actor=actor)
     async with services.db.session() as session:
-        row = await session.get(Approval, approval_id)
+        row = await session.get(Approval, (tenant_id, approval_id))
     assert row is not None
     return view(row)
 

@@ -73,7 +73,7 @@ async def _side_tables(session: AsyncSession, case: ExceptionCase, event: dict[s
         )  # fmt: skip
         await session.flush()
     elif kind == "approval_decided":
-        approval = await session.get(Approval, data["approvalId"])
+        approval = await session.get(Approval, (case.tenant_id, data["approvalId"]))
         if approval is not None:
             approval.status = DECISION_STATUS.get(data.get("decision", ""), "DECIDED")
             approval.decision = data.get("decision")

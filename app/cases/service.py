@@ -168,12 +168,16 @@ class CaseService:
     ) -> dict[str, Any]:
         """Apply an approval decision; a second decision on a decided approval is a 409."""
         async with self.db.session() as session:
-            approval = await session.get(Approval, approval_id)
+            approval = await session.get(Approval, (tenant_id, approval_id))
             if approval is None or approval.tenant_id != tenant_id:
                 raise ProblemError(404, f"no approval {approval_id}")
             claimed = await session.execute(
                 update(Approval)
-                .where(Approval.approval_id == approval_id, Approval.status == "PENDING")
+                .where(
+                    Approval.tenant_id == tenant_id,
+                    Approval.approval_id == approval_id,
+                    Approval.status == "PENDING",
+                )
                 .values(status="DECIDING")
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -182,22 +186,26 @@ class CaseService:
         try:
             result = await self._resume(tenant_id, exception_id, answer, "approval")
         except BaseException:
-            await self._release(approval_id)
+            await self._release(tenant_id, approval_id)
             raise
         pending = result.get("pending") or {}
         if pending.get("approvalId") == approval_id:  # answered but not decided (a refused edit)
-            await self._release(approval_id)
+            await self._release(tenant_id, approval_id)
             refusals = pending.get("refusals") or []
             if answer.get("decision") == "edit" and refusals:
                 raise ProblemError(422, refusals[-1])
         return result
 
-    async def _release(self, approval_id: str) -> None:
+    async def _release(self, tenant_id: str, approval_id: str) -> None:
         """Give a claimed approval back: nothing was decided."""
         async with self.db.session() as session:
             await session.execute(
                 update(Approval)
-                .where(Approval.approval_id == approval_id, Approval.status == "DECIDING")
+                .where(
+                    Approval.tenant_id == tenant_id,
+                    Approval.approval_id == approval_id,
+                    Approval.status == "DECIDING",
+                )
                 .values(status="PENDING")
             )
 

@@ -154,8 +154,8 @@ class Approval(Base):
     __tablename__ = "approvals"
     __table_args__ = (Index("ix_approvals_tenant_status", "tenant_id", "status"),)
 
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     approval_id: Mapped[str] = mapped_column(String(160), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(64))
     exception_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(
         String(20), default="PENDING"

@@ -184,35 +184,45 @@ async def recalculate(
             raise ProblemError(409, f"{NOT_STARTED}: case {exception_id} is not waiting for its approval")
         update_state = _replanned(ctx, values, new, who)
         request = update_state["approvalRequest"]
-        await _hold(cases, request["approvalId"])
+        await _hold(cases, tenant_id, request["approvalId"])
         payload: dict[str, Any] | None = None
         try:
             await _apply(runner, ctx, exception_id, update_state)
             await cases._project(tenant_id, exception_id, await runner.result(tenant_id, exception_id))
             payload = request
         finally:
-            await _release(cases, request["approvalId"], payload)
+            await _release(cases, tenant_id, request["approvalId"], payload)
         return {"changed": True, **out}
 
 
-async def _hold(cases: CaseService, approval_id: str) -> None:
+async def _hold(cases: CaseService, tenant_id: str, approval_id: str) -> None:
     async with cases.db.session() as session:
         claimed = await session.execute(
             update(Approval)
-            .where(Approval.approval_id == approval_id, Approval.status == "PENDING")
+            .where(
+                Approval.tenant_id == tenant_id,
+                Approval.approval_id == approval_id,
+                Approval.status == "PENDING",
+            )
             .values(status="DECIDING")
         )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise ProblemError(409, f"approval {approval_id} is being decided; the playbook cannot change now")
 
 
-async def _release(cases: CaseService, approval_id: str, payload: dict[str, Any] | None) -> None:
+async def _release(
+    cases: CaseService, tenant_id: str, approval_id: str, payload: dict[str, Any] | None
+) -> None:
     """Give the approval back, showing the new plan when the swap went through."""
     values: dict[str, Any] = {"status": "PENDING"} | ({"payload": payload} if payload is not None else {})
     async with cases.db.session() as session:
         await session.execute(
             update(Approval)
-            .where(Approval.approval_id == approval_id, Approval.status == "DECIDING")
+            .where(
+                Approval.tenant_id == tenant_id,
+                Approval.approval_id == approval_id,
+                Approval.status == "DECIDING",
+            )
             .values(**values)
         )
 
