@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -37,11 +37,23 @@ class CaseService:
         self.runtime = runtime
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self.concurrency = concurrency
-        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._workers: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()
         self.idle.set()
         self._busy = 0
+
+    def lock(self, tenant_id: str, exception_id: str) -> asyncio.Lock:
+        """The one lock of a case: held while its graph runs, so two resumes never run at once.
+        Kept only while someone holds a reference, so the map does not grow with every case ever seen."""
+        key = (tenant_id, exception_id)
+        found = self._locks.get(key)
+        if found is None:
+            found = asyncio.Lock()
+            self._locks[key] = found
+        return found
 
     # -- ingestion -----------------------------------------------------------------------------
     async def ingest(
@@ -119,7 +131,7 @@ class CaseService:
         await self.queue.join()
 
     async def process(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
-        async with self._locks[(tenant_id, exception_id)]:
+        async with self.lock(tenant_id, exception_id):
             async with self.db.session() as session:
                 case = await session.get(ExceptionCase, (tenant_id, exception_id))
                 if case is None:
@@ -235,7 +247,7 @@ class CaseService:
         answer: dict[str, Any],
         expect: Literal["approval", "manual_step"],
     ) -> dict[str, Any]:
-        async with self._locks[(tenant_id, exception_id)]:
+        async with self.lock(tenant_id, exception_id):
             try:
                 ctx = self.runtime.context(tenant_id)
                 result = await self.runner.resume(ctx, exception_id, answer, expect=expect)

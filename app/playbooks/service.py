@@ -164,7 +164,7 @@ async def recalculate(
     the plan is swapped, so a decision arriving meanwhile gets a 409 instead of approving a plan that
     is changing under it.
     """
-    async with cases._locks[(tenant_id, exception_id)]:
+    async with cases.lock(tenant_id, exception_id):
         values = await runner.values(tenant_id, exception_id)
         if not values.get("policy"):
             raise ProblemError(409, f"case {exception_id} has no policy decision to recalculate")
