@@ -60,11 +60,11 @@ class CaseRunner:
         existing = await self.graph.aget_state(config)
         if existing.values:
             if existing.next and not existing.interrupts:  # cut off mid-run (a crash): carry on
-                await self._invoke(None, config, ctx)
+                await self.invoke(None, config, ctx)
                 return await self.result(ctx.tenant.tenantId, raw.exceptionId)
             return case_result(existing)  # the same exception again: report it, never process it twice
         state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
-        await self._invoke(state, config, ctx)
+        await self.invoke(state, config, ctx)
         return await self.result(ctx.tenant.tenantId, raw.exceptionId)
 
     async def result(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
@@ -102,10 +102,11 @@ class CaseRunner:
                 f"invalid {expect} answer", [dict(e) for e in exc.errors(include_url=False)]
             ) from None
         config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
-        await self._invoke(Command(resume=answer), config, ctx)
+        await self.invoke(Command(resume=answer), config, ctx)
         return await self.result(ctx.tenant.tenantId, exception_id)
 
-    async def _invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> None:
+    async def invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> None:
+        """Run (or resume) the graph; an error that escapes every node still escalates the case."""
         try:
             await self.graph.ainvoke(payload, config, context=ctx, durability=self.durability)
         except ValidationError:

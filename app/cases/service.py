@@ -144,9 +144,12 @@ class CaseService:
                 await self._mark_blocked(tenant_id, exception_id, str(exc))
                 raise
             result = await self.runner.start(ctx, raw)
-            return await self._project(tenant_id, exception_id, result)
+            return await self.record_result(tenant_id, exception_id, result)
 
-    async def _project(self, tenant_id: str, exception_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    async def record_result(
+        self, tenant_id: str, exception_id: str, result: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Write what the graph decided for a case into the system of record (see projection)."""
         values = await self.runner.values(tenant_id, exception_id)
         async with self.db.session() as session:
             case = await session.get(ExceptionCase, (tenant_id, exception_id))
@@ -183,6 +186,26 @@ class CaseService:
             approval = await session.get(Approval, (tenant_id, approval_id))
             if approval is None or approval.tenant_id != tenant_id:
                 raise ProblemError(404, f"no approval {approval_id}")
+            status = approval.status
+            exception_id = approval.exception_id
+        if not await self.claim_approval(tenant_id, approval_id):
+            raise ProblemError(409, f"approval {approval_id} is already {status.lower()}")
+        try:
+            result = await self._resume(tenant_id, exception_id, answer, "approval")
+        except BaseException:
+            await self.release_approval(tenant_id, approval_id)
+            raise
+        pending = result.get("pending") or {}
+        if pending.get("approvalId") == approval_id:  # answered but not decided (a refused edit)
+            await self.release_approval(tenant_id, approval_id)
+            refusals = pending.get("refusals") or []
+            if answer.get("decision") == "edit" and refusals:
+                raise ProblemError(422, refusals[-1])
+        return result
+
+    async def claim_approval(self, tenant_id: str, approval_id: str) -> bool:
+        """Move a pending approval to DECIDING in one conditional UPDATE; only one caller can win."""
+        async with self.db.session() as session:
             claimed = await session.execute(
                 update(Approval)
                 .where(
@@ -192,24 +215,13 @@ class CaseService:
                 )
                 .values(status="DECIDING")
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                raise ProblemError(409, f"approval {approval_id} is already {approval.status.lower()}")
-            exception_id = approval.exception_id
-        try:
-            result = await self._resume(tenant_id, exception_id, answer, "approval")
-        except BaseException:
-            await self._release(tenant_id, approval_id)
-            raise
-        pending = result.get("pending") or {}
-        if pending.get("approvalId") == approval_id:  # answered but not decided (a refused edit)
-            await self._release(tenant_id, approval_id)
-            refusals = pending.get("refusals") or []
-            if answer.get("decision") == "edit" and refusals:
-                raise ProblemError(422, refusals[-1])
-        return result
+        return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
-    async def _release(self, tenant_id: str, approval_id: str) -> None:
-        """Give a claimed approval back: nothing was decided."""
+    async def release_approval(
+        self, tenant_id: str, approval_id: str, *, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Give a claimed approval back (nothing was decided), with a new payload when the plan changed."""
+        values: dict[str, Any] = {"status": "PENDING"} | ({"payload": payload} if payload is not None else {})
         async with self.db.session() as session:
             await session.execute(
                 update(Approval)
@@ -218,7 +230,7 @@ class CaseService:
                     Approval.approval_id == approval_id,
                     Approval.status == "DECIDING",
                 )
-                .values(status="PENDING")
+                .values(**values)
             )
 
     async def complete_step(
@@ -261,7 +273,7 @@ class CaseService:
                 raise ProblemError(422, str(exc), errors=errors) from None
             except ConfigurationError as exc:
                 raise ProblemError(409, str(exc)) from None
-            return await self._project(tenant_id, exception_id, result)
+            return await self.record_result(tenant_id, exception_id, result)
 
     async def sweep_deadlines(self, now: datetime | None = None) -> list[str]:
         """Expire approvals past their deadline: the case escalates on its own."""

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
-
 from app.api.problems import ProblemError
 from app.cases.service import CaseService
-from app.db.models import Approval
 from app.runtime import ConfigurationError, Runtime
 from graph.context import RunContext
 from graph.nodes.policy import policy_record
@@ -184,47 +181,18 @@ async def recalculate(
             raise ProblemError(409, f"{NOT_STARTED}: case {exception_id} is not waiting for its approval")
         update_state = _replanned(ctx, values, new, who)
         request = update_state["approvalRequest"]
-        await _hold(cases, tenant_id, request["approvalId"])
+        if not await cases.claim_approval(tenant_id, request["approvalId"]):
+            raise ProblemError(
+                409, f"approval {request['approvalId']} is being decided; the playbook cannot change now"
+            )
         payload: dict[str, Any] | None = None
         try:
             await _apply(runner, ctx, exception_id, update_state)
-            await cases._project(tenant_id, exception_id, await runner.result(tenant_id, exception_id))
+            await cases.record_result(tenant_id, exception_id, await runner.result(tenant_id, exception_id))
             payload = request
         finally:
-            await _release(cases, tenant_id, request["approvalId"], payload)
+            await cases.release_approval(tenant_id, request["approvalId"], payload=payload)
         return {"changed": True, **out}
-
-
-async def _hold(cases: CaseService, tenant_id: str, approval_id: str) -> None:
-    async with cases.db.session() as session:
-        claimed = await session.execute(
-            update(Approval)
-            .where(
-                Approval.tenant_id == tenant_id,
-                Approval.approval_id == approval_id,
-                Approval.status == "PENDING",
-            )
-            .values(status="DECIDING")
-        )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise ProblemError(409, f"approval {approval_id} is being decided; the playbook cannot change now")
-
-
-async def _release(
-    cases: CaseService, tenant_id: str, approval_id: str, payload: dict[str, Any] | None
-) -> None:
-    """Give the approval back, showing the new plan when the swap went through."""
-    values: dict[str, Any] = {"status": "PENDING"} | ({"payload": payload} if payload is not None else {})
-    async with cases.db.session() as session:
-        await session.execute(
-            update(Approval)
-            .where(
-                Approval.tenant_id == tenant_id,
-                Approval.approval_id == approval_id,
-                Approval.status == "DECIDING",
-            )
-            .values(**values)
-        )
 
 
 async def _apply(runner: CaseRunner, ctx: RunContext, exception_id: str, values: dict[str, Any]) -> None:
@@ -232,4 +200,4 @@ async def _apply(runner: CaseRunner, ctx: RunContext, exception_id: str, values:
     again with the new request."""
     config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
     await runner.graph.aupdate_state(config, values, as_node="supervisor")
-    await runner._invoke(None, config, ctx)  # a crash still escalates the case, as in any run
+    await runner.invoke(None, config, ctx)  # a crash still escalates the case, as in any run
