@@ -1,4 +1,5 @@
-"""Wiring real adapters into a graph run: the tenant's packs, its LLM client, the tool executor."""
+"""Wiring real adapters into a graph run: the tenant's packs, its LLM client, the tool executor,
+the notifier. One ``Runtime`` per process, so circuit breakers are shared by every run."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from graph.context import RunContext
 from graph.llm import LlmClient, LlmConfig
 from packs.domain import DomainPack
 from packs.tenant import TenantPolicyPack
+from tools.breaker import BreakerBoard
 from tools.dry_run import DryRunExecutor
 from tools.executor import ToolExecutor
-from tools.http import HttpToolExecutor
+from tools.http import Backoff, HttpToolExecutor
+from tools.notifications.email import SmtpConfig
+from tools.notifications.model import Notifier
+from tools.notifications.notifier import DeliveringNotifier, RecordingNotifier
+from tools.outbound import OutboundPolicy, parse_networks
 
 ToolMode = Literal["dry-run", "live"]
 
@@ -42,6 +48,24 @@ def llm_config_for(settings: Settings, tenant: TenantPolicyPack) -> LlmConfig | 
                      timeout_seconds=settings.llm_timeout_seconds, temperature=temperature)  # fmt: skip
 
 
+def notifier_for(settings: Settings, outbound: OutboundPolicy) -> Notifier:
+    """Record-only unless the operator asked for delivery (``EXOPS_NOTIFICATIONS=send``)."""
+    if settings.notifications == "record":
+        return RecordingNotifier(default_from=settings.smtp_from)
+    smtp = None
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        smtp = SmtpConfig(
+            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=password, security=settings.smtp_security,
+            timeout_seconds=settings.smtp_timeout_seconds, default_from=settings.smtp_from,
+        )  # fmt: skip
+    return DeliveringNotifier(
+        settings.secret, smtp=smtp, outbound=outbound, retries=settings.notification_retries,
+        backoff_seconds=settings.tool_backoff_seconds, default_from=settings.smtp_from,
+    )  # fmt: skip
+
+
 class PackLookup(Protocol):
     """Where runs find packs: the folder registry (CLI) or the database's active versions (server)."""
 
@@ -59,6 +83,16 @@ class Runtime:
         self.settings = settings
         self.registry = registry
         self._llm: dict[LlmConfig, LlmClient] = {}
+        self.breakers = BreakerBoard(
+            failure_threshold=settings.tool_breaker_failures,
+            reset_seconds=settings.tool_breaker_reset_seconds,
+        )
+        self.outbound = OutboundPolicy(parse_networks(settings.outbound_allowed_networks))
+        self.live_executor = HttpToolExecutor(
+            settings.secret, breakers=self.breakers, outbound=self.outbound,
+            backoff=Backoff(settings.tool_backoff_seconds, settings.tool_backoff_max_seconds),
+        )  # fmt: skip
+        self.notifier = notifier_for(settings, self.outbound)
 
     def tenant(self, tenant_id: str) -> TenantPolicyPack:
         tenant = self.registry.tenant(tenant_id)
@@ -67,10 +101,10 @@ class Runtime:
         return tenant
 
     def executor(self, mode: ToolMode) -> ToolExecutor:
-        return DryRunExecutor() if mode == "dry-run" else HttpToolExecutor(self.settings.secret)
+        return DryRunExecutor() if mode == "dry-run" else self.live_executor
 
     def context(
-        self, tenant_id: str, *, tool_mode: ToolMode = "dry-run", run_id: str = "adhoc"
+        self, tenant_id: str, *, tool_mode: ToolMode | None = None, run_id: str = "adhoc"
     ) -> RunContext:
         tenant = self.tenant(tenant_id)
         return self.context_for(tenant, self.registry.domain_of(tenant), tool_mode=tool_mode, run_id=run_id)
@@ -80,14 +114,17 @@ class Runtime:
         tenant: TenantPolicyPack,
         domain: DomainPack,
         *,
-        tool_mode: ToolMode = "dry-run",
+        tool_mode: ToolMode | None = None,
         run_id: str = "adhoc",
+        record_only: bool = False,
     ) -> RunContext:
-        """A context for packs given directly (a pack under test, the domain author's view)."""
+        """A context for packs given directly (a pack under test, the domain author's view);
+        ``record_only`` runs (evaluations) record notifications instead of sending them."""
         if tenant.domainName != domain.domainName:
             raise ConfigurationError(
                 f"tenant {tenant.tenantId} runs {tenant.domainName}, not {domain.domainName}"
             )
+        tool_mode = tool_mode or self.settings.tool_mode
         config = llm_config_for(self.settings, tenant)
         llm = None
         if config is not None:
@@ -97,6 +134,9 @@ class Runtime:
             domain=domain,
             tool_mode=tool_mode,
             executor=self.executor(tool_mode),
+            notifier=RecordingNotifier(default_from=self.settings.smtp_from)
+            if record_only
+            else self.notifier,
             llm=llm,
             approval_timeout_minutes=self.settings.approval_timeout_minutes,
             run_id=run_id,

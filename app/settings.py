@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import packs
@@ -49,6 +50,30 @@ class Settings(BaseSettings):
     deadline_sweep_seconds: float = Field(default=30.0, gt=0)
     demo: bool = Field(default=True, description="exops start creates demo tenants and keys")
 
+    # Tools and notifications
+    tool_mode: Literal["dry-run", "live"] = Field(
+        default="dry-run", description="How the server runs call_tool steps; exops run has --tool-mode."
+    )
+    outbound_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description='Private or loopback networks tools and webhooks may reach, e.g. ["10.1.0.0/16"]',
+    )
+    tool_breaker_failures: int = Field(default=5, ge=1, description="Failures in a row that open a breaker")
+    tool_breaker_reset_seconds: float = Field(default=30.0, gt=0, description="Open → half-open after this")
+    tool_backoff_seconds: float = Field(default=0.5, ge=0, description="First retry delay; doubles, jittered")
+    tool_backoff_max_seconds: float = Field(default=8.0, ge=0)
+    notifications: Literal["record", "send"] = Field(
+        default="record", description="record: audit what would be sent; send: deliver by SMTP and webhooks"
+    )
+    notification_retries: int = Field(default=2, ge=0, le=10)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_from: str = "exops@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+
     # Graph runs
     checkpoint_durability: Literal["sync", "async", "exit"] = "sync"
     approval_timeout_minutes: int = Field(default=240, ge=1)
@@ -66,6 +91,16 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'exops.db'}"
+
+    @field_validator("outbound_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network such as 10.0.0.0/8") from None
+        return value
 
     def secret(self, name: str) -> str | None:
         value = self.secrets.get(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
 from graph.llm import LlmClient
@@ -17,6 +18,9 @@ from packs.domain import DomainPack
 from packs.tenant import TenantPolicyPack
 from tools.dry_run import DryRunExecutor
 from tools.executor import ToolExecutor
+from tools.notifications.model import Notifier
+from tools.notifications.notifier import RecordingNotifier
+from tools.registry import ToolRegistry
 
 LLM_MAX_ATTEMPTS = 3
 """Attempts of a node that calls the LLM (LangGraph RetryPolicy); the last one degrades gracefully."""
@@ -32,6 +36,7 @@ class RunContext:
     domain: DomainPack
     tool_mode: Literal["dry-run", "live"] = "dry-run"
     executor: ToolExecutor = field(default_factory=DryRunExecutor)
+    notifier: Notifier = field(default_factory=RecordingNotifier)
     llm: LlmClient | None = None
     memory: SimilarCaseMemory | None = None
     clock: Callable[[], datetime] = utc_now
@@ -44,6 +49,11 @@ class RunContext:
             "domain": f"{self.domain.domainName}@{self.domain.version}",
             "tenant": f"{self.tenant.tenantId}@{self.tenant.version}",
         }
+
+    @cached_property
+    def tools(self) -> ToolRegistry:
+        """The tenant's tools with its own limits; built once per run (the packs do not change)."""
+        return ToolRegistry(self.domain, self.tenant)
 
     def now_iso(self) -> str:
         return self.clock().isoformat()

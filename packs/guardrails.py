@@ -38,7 +38,12 @@ class Guardrails(PackModel):
     requireHumanApprovalFor: list[str] | None = Field(
         default=None, description="Exception types that always need a human."
     )
-    maxAutoRetries: int | None = Field(default=None, ge=0, le=10)
+    maxAutoRetries: int | None = Field(
+        default=None, ge=0, le=10, description="The most retries any tool call may make."
+    )
+    approveStateChangingTools: bool | None = Field(
+        default=None, description="A call_tool step whose tool changes data waits for a human approval."
+    )
     escalateIfConfidenceBelow: float | None = Field(default=None, ge=0, le=1)
     autoActionAllowedOnlyForApprovedPlaybooks: bool | None = None
     severityGates: dict[Severity, SeverityGate] | None = None
@@ -56,6 +61,7 @@ class EffectiveGuardrails:
     no_auto_action_if_severity_in: frozenset[str] = frozenset({"CRITICAL"})
     require_human_approval_for: frozenset[str] = frozenset()
     max_auto_retries: int = 2
+    approve_state_changing_tools: bool = False
     escalate_if_confidence_below: float = 0.4
     auto_action_only_for_approved_playbooks: bool = True
     severity_gates: dict[str, SeverityGate] = field(default_factory=dict)
@@ -93,6 +99,7 @@ def effective_guardrails(domain: Guardrails, tenant: Guardrails | None) -> Effec
         ),
         require_human_approval_for=frozenset(pick("requireHumanApprovalFor", [])),
         max_auto_retries=pick("maxAutoRetries", base.max_auto_retries),
+        approve_state_changing_tools=pick("approveStateChangingTools", base.approve_state_changing_tools),
         escalate_if_confidence_below=pick("escalateIfConfidenceBelow", base.escalate_if_confidence_below),
         auto_action_only_for_approved_playbooks=pick(
             "autoActionAllowedOnlyForApprovedPlaybooks", base.auto_action_only_for_approved_playbooks

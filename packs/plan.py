@@ -55,6 +55,11 @@ def plan_step(
             return PlannedStep(
                 order, step, "needs_approval", f"allowLists.tools does not include {step.tool}", tool
             )
+        if tool.mutating and rails.approve_state_changing_tools:
+            return PlannedStep(
+                order, step, "needs_approval",
+                f"tool {step.tool} changes data and guardrails.approveStateChangingTools is on", tool,
+            )  # fmt: skip
         effect = "changes data" if tool.mutating else "read-only"
         return PlannedStep(order, step, "auto", f"tool {step.tool} is allow-listed ({effect})", tool)
     assert step.type in SAFE_STEP_TYPES

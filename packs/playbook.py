@@ -109,3 +109,8 @@ class Playbook(PackModel):
     rollbackTool: str | None = Field(
         default=None, description="A tool to call when a step fails, to undo partial work."
     )
+    rollbackArguments: dict[str, Any] | None = Field(
+        default=None,
+        description="Arguments of the rollback call; placeholders may also name failedStep.order, "
+        "failedStep.name and failedStep.arguments. Default: the failed step's own arguments.",
+    )

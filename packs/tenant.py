@@ -46,6 +46,23 @@ class NotificationPolicies(PackModel):
     notifyOn: list[NotificationEvent] = Field(default_factory=lambda: list(NOTIFICATION_EVENTS))
 
 
+class ToolOverride(PackModel):
+    """A tenant's own limits for one of its domain's tools (its systems may be slower or flakier)."""
+
+    timeoutSeconds: float | None = Field(default=None, gt=0, le=300)
+    retries: int | None = Field(
+        default=None, ge=0, le=10, description="Retries after a failure; capped by guardrails.maxAutoRetries."
+    )
+
+
+class AuditPolicy(PackModel):
+    redactFields: list[str] = Field(
+        default_factory=list,
+        description="Field names (any depth, case-insensitive) whose values the audit trail shows as ***, "
+        "on top of the built-in secret-like names.",
+    )
+
+
 class HumanApprovalRule(PackModel):
     severityIn: list[Severity] = Field(min_length=1)
     requireApproval: bool = True
@@ -92,6 +109,10 @@ class TenantPolicyPack(PackModel):
     )
     severityOverrides: dict[str, Severity] = Field(default_factory=dict)
     toolsAllowList: list[str] = Field(default_factory=list)
+    toolOverrides: dict[str, ToolOverride] = Field(
+        default_factory=dict, description="Per tool: this tenant's timeout and retries."
+    )
+    auditPolicy: AuditPolicy = Field(default_factory=AuditPolicy)
     guardrailOverrides: Guardrails = Field(default_factory=Guardrails)
     routingRules: list[RoutingRule] = Field(default_factory=list)
     defaultGroup: str = Field(default="operations", description="Group when no routing rule matches.")

@@ -159,6 +159,15 @@ def check_tenant(tenant: TenantPolicyPack, domain: DomainPack, file: str) -> lis
     )
     _check_guardrail_names(check, ["guardrailOverrides"], domain, tenant.guardrailOverrides)
     check.unique(["routingRules"], [rule.id for rule in tenant.routingRules], "id", "routing rule id")
+    check.keys_known(["toolOverrides"], tenant.toolOverrides, tools, "tool")
+    channels = tenant.notificationPolicies.channels
+    for group, recipients in tenant.notificationPolicies.recipientsByGroup.items():
+        for index, recipient in enumerate(recipients):
+            if "@" not in recipient and recipient not in channels:
+                check.add(
+                    ["notificationPolicies", "recipientsByGroup", group, index],
+                    f"{recipient!r} is neither an email address nor a channel in notificationPolicies.channels",
+                )
     return check.problems
 
 

@@ -38,6 +38,7 @@ ROUTES: list[tuple[str, str, str, Any, int]] = [
     ("GET", "/admin/{t}/tools", "viewer", None, 200),
     ("POST", "/admin/{t}/tools/teleport/disable", "admin", None, 404),
     ("POST", "/admin/{t}/tools/teleport/enable", "admin", None, 404),
+    ("POST", "/admin/{t}/tools/teleport/breaker/reset", "admin", None, 404),
     ("GET", "/admin/{t}/keys", "admin", None, 200),
     ("POST", "/admin/{t}/keys", "admin", {}, 422),
     ("DELETE", "/admin/{t}/keys/000000000000", "admin", None, 404),
@@ -262,3 +263,28 @@ async def test_openapi_documents_each_admin_route(api: Api) -> None:
                     "application/json", "application/yaml", "application/x-yaml", "text/yaml"
                 }  # fmt: skip
     assert seen == len(ROUTES)
+
+
+async def test_breaker_state_and_tenant_limits_are_visible_and_an_admin_can_reset(api: Api) -> None:
+    breakers = api.services.runtime.breakers
+    key = "acme-capital/capital-markets/get_settlement_status"
+    for _ in range(api.services.settings.tool_breaker_failures):
+        assert breakers.breaker(key).allow()
+        breakers.breaker(key).record_failure()
+    acme = "/admin/acme-capital/tools"
+    listing = (await api.client.get(acme, headers=api.as_("viewer", "acme-capital"))).json()
+    status = next(t for t in listing["items"] if t["name"] == "get_settlement_status")
+    assert status["breaker"]["state"] == "open" and status["breaker"]["retryAt"]
+    assert status["breaker"]["consecutiveFailures"] == api.services.settings.tool_breaker_failures
+    assert (status["timeoutSeconds"], status["maxRetries"]) == (3.0, 1)  # acme's toolOverrides
+    other = next(t for t in listing["items"] if t["name"] == "get_trade_details")
+    assert other["breaker"]["state"] == "closed"
+    globex = (await api.client.get(f"{GLOBEX}/tools", headers=api.as_("viewer"))).json()
+    same_tool = next(t for t in globex["items"] if t["name"] == "get_settlement_status")
+    assert same_tool["breaker"]["state"] == "closed"  # breakers are per tenant
+    refused = await api.client.post(f"{acme}/get_settlement_status/breaker/reset",
+                                    headers=api.as_("operator", "acme-capital"))  # fmt: skip
+    assert refused.status_code == 403
+    reset = await api.client.post(f"{acme}/get_settlement_status/breaker/reset",
+                                  headers=api.as_("admin", "acme-capital"))  # fmt: skip
+    assert reset.status_code == 200 and reset.json()["breaker"]["state"] == "closed"

@@ -4,6 +4,10 @@ A tenant admin can switch an allow-listed tool off (and on again) without writin
 version, e.g. while a downstream system is down. The switch is a ``TenantToolSetting`` row that the
 ``PackStore`` applies by removing the tool from the tenant's allow-list, so the store is rebuilt at
 once and the next run plans that step as a manual one.
+
+Each tool also shows its circuit breaker (per tenant and tool, held by the process's ``Runtime``)
+and the limits in force for this tenant (its ``toolOverrides`` capped by ``maxAutoRetries``); an
+admin can close an open breaker once the downstream system is back.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from app.db.models import TenantToolSetting, ToolExecution
 from app.db.types import utc_now
 from packs.domain import DomainPack
 from packs.tenant import TenantPolicyPack
+from tools.registry import ToolRegistry
 
 router = APIRouter(prefix="/admin", tags=["admin: tools"])
 RECENT = 10
@@ -32,6 +37,16 @@ class ToolRun(BaseModel):
     mode: str
     at: datetime
     latencyMs: float
+    attempts: int
+    breaker: Literal["closed", "open", "half_open"] | None = Field(description="After the call (live only)")
+    error: str | None
+
+
+class BreakerView(BaseModel):
+    state: Literal["closed", "open", "half_open"]
+    consecutiveFailures: int
+    openedAt: str | None
+    retryAt: str | None = Field(description="When an open breaker lets one trial call through")
 
 
 class ToolView(BaseModel):
@@ -40,6 +55,10 @@ class ToolView(BaseModel):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     endpoint: str | None
     mutating: bool
+    idempotent: bool
+    timeoutSeconds: float = Field(description="For this tenant (toolOverrides, else the domain's)")
+    maxRetries: int = Field(description="For this tenant, capped by guardrails.maxAutoRetries")
+    breaker: BreakerView
     inAllowList: bool = Field(description="Listed in toolsAllowList of the active policy")
     enabled: bool = Field(description="Not switched off by the tenant admin")
     effective: bool = Field(description="Runs may call it: allow-listed and enabled")
@@ -91,25 +110,31 @@ async def tool_views(services: Services, tenant_id: str, only: str | None = None
         runs = (
             await session.execute(
                 select(ranked.c.tool, ranked.c.exception_id, ranked.c.status, ranked.c.mode, ranked.c.at,
-                       ranked.c.latency_ms)
+                       ranked.c.latency_ms, ranked.c.attempts, ranked.c.breaker, ranked.c.error)
                 .where(ranked.c.rank <= RECENT)
                 .order_by(ranked.c.tool, ranked.c.rank)
             )
         ).all()  # fmt: skip
     recent: dict[str, list[ToolRun]] = {}
-    for tool, exception_id, state, mode, at, latency in runs:
-        recent.setdefault(tool, []).append(
-            ToolRun(exceptionId=exception_id, status=state, mode=mode, at=at, latencyMs=latency)
-        )
+    for tool, exception_id, state, mode, at, latency, attempts, breaker, error in runs:
+        run = ToolRun(exceptionId=exception_id, status=state, mode=mode, at=at, latencyMs=latency,
+                      attempts=attempts, breaker=breaker, error=error)  # fmt: skip
+        recent.setdefault(tool, []).append(run)
+    registry = ToolRegistry(domain, policy)
     items = []
     for name in names:
-        tool = domain.tools[name]
+        tool, limits = domain.tools[name], registry.get(name)
+        assert limits is not None
         allowed, enabled = name in policy.toolsAllowList, settings.get(name, True)
+        snapshot = services.runtime.breakers.snapshot(limits.key)
+        breaker = BreakerView(state=snapshot.state, consecutiveFailures=snapshot.consecutiveFailures,
+                              openedAt=snapshot.openedAt, retryAt=snapshot.retryAt)  # fmt: skip
         items.append(
             ToolView(
                 name=name, description=tool.description, method=tool.method, endpoint=tool.endpoint,
-                mutating=tool.mutating, inAllowList=allowed, enabled=enabled, effective=allowed and enabled,
-                recentExecutions=recent.get(name, []),
+                mutating=tool.mutating, idempotent=tool.idempotent, timeoutSeconds=limits.timeout_seconds,
+                maxRetries=limits.max_retries, breaker=breaker, inAllowList=allowed, enabled=enabled,
+                effective=allowed and enabled, recentExecutions=recent.get(name, []),
             )
         )  # fmt: skip
     return ToolList(
@@ -154,3 +179,16 @@ async def disable_tool(tenantId: str, tool: str, principal: TenantAdmin, service
 async def enable_tool(tenantId: str, tool: str, principal: TenantAdmin, services: ServicesDep) -> ToolView:
     """Switch an allow-listed tool back on."""
     return await switch(services, tenantId, tool, True, principal.actor)
+
+
+@router.post("/{tenantId}/tools/{tool}/breaker/reset", response_model=ToolView,
+             responses=responses(401, 403, 404, 409, 429))  # fmt: skip
+async def reset_breaker(tenantId: str, tool: str, principal: TenantAdmin, services: ServicesDep) -> ToolView:
+    """Close the tool's circuit breaker for this tenant (the downstream system is back)."""
+    policy, domain = packs_of(services, tenantId)
+    if tool not in domain.tools:
+        raise ProblemError(404, f"domain {domain.domainName} defines no tool {tool}")
+    registered = ToolRegistry(domain, policy).get(tool)
+    assert registered is not None
+    services.runtime.breakers.reset(registered.key)
+    return (await tool_views(services, tenantId, only=tool)).items[0]

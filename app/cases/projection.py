@@ -84,10 +84,11 @@ async def _side_tables(session: AsyncSession, case: ExceptionCase, event: dict[s
         session.add(
             ToolExecution(
                 tenant_id=case.tenant_id, exception_id=case.exception_id, tool=data.get("tool", "?"),
-                status=data.get("status", "?"), mode="live" if data.get("status") != "DRY_RUN" else "dry-run",
-                attempts=int(data.get("attempts") or 1), latency_ms=float(data.get("latencyMs") or 0.0),
+                status=data.get("status", "?"), mode=data.get("mode") or "dry-run",
+                attempts=int(data.get("attempts") or 0), latency_ms=float(data.get("latencyMs") or 0.0),
                 arguments=data.get("arguments") or {}, request=data.get("request") or {},
                 response=data.get("response"), error=data.get("error"), at=_when(event.get("at")),
+                breaker=data.get("breaker"), attempt_log=data.get("attemptLog"),
             )
         )  # fmt: skip
 

@@ -145,7 +145,9 @@ async def run_batch(body: RunRequest, principal: PrincipalDep, services: Service
     tenant, domain = await _Loader(services, body).packs()
     run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
     try:
-        context = services.runtime.context_for(tenant, domain, tool_mode="dry-run", run_id=run_id)
+        context = services.runtime.context_for(
+            tenant, domain, tool_mode="dry-run", run_id=run_id, record_only=True
+        )
         context = dataclasses.replace(context, memory=None)  # an evaluation teaches the case memory nothing
     except ConfigurationError as exc:  # packs of two domains, or a secret the tenant's LLM names is unset
         raise ProblemError(422, str(exc), errors=[FieldProblem(path="body", message=str(exc))]) from None

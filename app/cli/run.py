@@ -92,7 +92,7 @@ def _validate_items(
 
 async def _run(
     settings: Settings, runtime: Runtime, tenant_id: str, raws: list[RawException], *, tool_mode: ToolMode,
-    checkpoints: Path, concurrency: int, quiet: bool,
+    checkpoints: Path, concurrency: int, quiet: bool, with_audit: bool = False,
 ) -> tuple[str, list[dict[str, Any]]]:  # fmt: skip
     run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
     async with AsyncExitStack() as stack:
@@ -108,6 +108,10 @@ async def _run(
             results = await runner.run_batch(
                 lambda _raw: context, raws, concurrency=concurrency, on_done=lambda _r: progress.advance(task)
             )
+        if with_audit:
+            for result in results:
+                values = await runner.values(tenant_id, str(result["exceptionId"]))
+                result["auditTrail"] = values.get("audit", [])
     return run_id, results
 
 
@@ -139,8 +143,14 @@ def run(
     tool_mode: Annotated[str, typer.Option("--tool-mode", help="dry-run (default) or live.")] = "dry-run",
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64)] = None,
     checkpoints: CheckpointOption = None,
+    audit: Annotated[
+        bool, typer.Option("--audit", help="Add each case's audit trail (tool calls, notifications...).")
+    ] = False,
 ) -> None:
-    """Run exceptions through the graph and print {tenantId, runId, results} in input order."""
+    """Run exceptions through the graph and print {tenantId, runId, results} in input order.
+
+    With --tool-mode live, call_tool steps reach the endpoints the domain pack declares (secrets from
+    EXOPS_SECRETS; private addresses only if EXOPS_OUTBOUND_ALLOWED_NETWORKS allows them)."""
     if tool_mode not in ("dry-run", "live"):
         raise typer.BadParameter("--tool-mode must be dry-run or live")
     settings = get_settings()
@@ -161,7 +171,7 @@ def run(
     raws = [raw for raw in valid if raw is not None]
     run_id, results = asyncio.run(
         _run(settings, runtime, tenant, raws, tool_mode=mode, checkpoints=checkpoints or settings.cli_checkpoint_path,
-             concurrency=concurrency or settings.run_concurrency, quiet=json_output)
+             concurrency=concurrency or settings.run_concurrency, quiet=json_output, with_audit=audit)
     )  # fmt: skip
     ordered: list[dict[str, Any]] = []
     done = iter(results)

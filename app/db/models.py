@@ -203,6 +203,8 @@ class ToolExecution(Base):
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     error: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+    breaker: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDoc, nullable=True)
 
 
 class TenantToolSetting(Base):

@@ -1,4 +1,5 @@
-"""Escalate: hand the case to the tenant's escalation queue with the reason it could not proceed."""
+"""Escalate: hand the case to the tenant's escalation queue with the reason it could not proceed,
+and tell that queue (when the tenant's ``notifyOn`` includes escalation)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RunContext
+from graph.notices import notice_for, notify
 from graph.records import audit_event, decision_update, evidence
 from graph.state import CaseState
 
@@ -26,11 +28,11 @@ async def escalate(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
     queue = ctx.tenant.escalationQueue
     record = {"reason": reason, "queue": queue, "at": ctx.now_iso()}
     exception = {**state.get("exception", {}), "assignedGroup": queue}
-    notice = audit_event(
-        ctx, "escalate", "notification_requested", {"group": queue, "event": "escalation", "reason": reason}
-    )
+    notice = notice_for(ctx, "escalation", exception, group=queue, text=reason, status="ESCALATED")
+    sent = await notify(ctx, "escalate", notice)
+    handed = audit_event(ctx, "escalate", "escalated", {"queue": queue, "reason": reason})
     recorded = decision_update(
         ctx, "escalate", "ESCALATED", state.get("confidence", 0.0), [evidence("policy", f"to {queue}: {reason}")],
-        "feedback", extra_audit=[notice],
+        "feedback", extra_audit=[handed, *sent],
     )  # fmt: skip
     return {**recorded, "escalation": record, "status": "ESCALATED", "exception": exception}

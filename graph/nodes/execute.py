@@ -1,8 +1,11 @@
 """Execute: carry out the plan's unattended steps in order until a person is needed or it is done.
 
-Each step's outcome is recorded as it happens; nothing here waits (manual steps are handed to the
-human_step node, which interrupts), so a resumed run never repeats a call. A failed step triggers
-the playbook's rollback tool when it has one, then escalation.
+Each step's outcome is recorded as it happens (``playbook_started``, ``playbook_step_completed``,
+``playbook_step_skipped``, ``playbook_step_failed``, ``playbook_completed``, with the agent as
+actor, and what the step did: tool calls, notifications, status changes). Nothing here waits
+(manual steps and steps that need approval are handed to the human_step node, which interrupts),
+so a resumed run never repeats a call. A failed step runs the playbook's rollback tool when it has
+one (the system acts), then the case escalates with both outcomes in the reason.
 """
 
 from __future__ import annotations
@@ -12,22 +15,21 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RunContext
-from graph.records import audit_event, decision_update, evidence
-from graph.state import CaseState, Evidence, EvidenceKind
-from graph.steps import call_tool, run_step
+from graph.records import SYSTEM, audit_event, decision_update, evidence
+from graph.state import AuditEvent, CaseState, Evidence, EvidenceKind
+from graph.steps import StepResult, rollback, run_step
+
+STEP_EVENTS = {"SUCCESS": "playbook_step_completed", "SKIPPED": "playbook_step_skipped",
+               "FAILED": "playbook_step_failed"}  # fmt: skip
 
 
-async def _rollback(
-    ctx: RunContext, state: CaseState, exception: dict[str, Any], failed: dict[str, Any]
-) -> list[Any]:
-    playbook = state.get("playbook") or {}
-    tool = playbook.get("rollbackTool")
-    if not tool or tool not in ctx.domain.tools:
-        return []
-    arguments = failed["step"].get("arguments") or {"exceptionId": exception["exceptionId"]}
-    outcome = await call_tool(ctx, exception, tool, arguments, 1000 + failed["order"])
-    data = {"tool": tool, "rollbackOf": failed["order"], **outcome.as_audit()}
-    return [audit_event(ctx, "execute", "rollback", data)]
+def _step_events(ctx: RunContext, item: dict[str, Any], result: StepResult) -> list[AuditEvent]:
+    order = {"order": item["order"]}
+    events = [audit_event(ctx, "execute", kind, {**order, **data}) for kind, data in result.events]
+    summary = {**order, "name": item["name"], "type": item["type"], "status": result.outcome,
+               "detail": result.detail}  # fmt: skip
+    events.append(audit_event(ctx, "execute", STEP_EVENTS[result.outcome], summary))
+    return events
 
 
 async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -36,9 +38,10 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
     cursor = state.get("cursor", 0)
     exception = dict(state["exception"])
     status = state.get("status", "IN_PROGRESS")
-    events: list[Any] = []
+    playbook = state.get("playbook") or {}
+    events: list[AuditEvent] = []
     facts: list[Evidence] = []
-    playbook_id = (state.get("playbook") or {}).get("id", "plan")
+    playbook_id = playbook.get("id", "plan")
     if cursor == 0 and plan:
         events.append(
             audit_event(ctx, "execute", "playbook_started", {"playbookId": playbook_id, "steps": len(plan)})
@@ -55,28 +58,20 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
         result = await run_step(ctx, item, exception, status)
         kind: EvidenceKind = "tool" if item["type"] == "call_tool" else "playbook"
         facts.append(evidence(kind, f"step {item['order']} {item['name']}: {result.detail}"))
-        events.append(audit_event(ctx, "execute", result.event_type, {"order": item["order"], **result.data}))
+        events.extend(_step_events(ctx, item, result))
+        item["status"] = result.outcome
         if not result.ok:
-            item["status"] = "FAILED"
-            events.append(
-                audit_event(
-                    ctx, "execute", "playbook_step_failed", {"order": item["order"], "reason": result.detail}
-                )
-            )
-            events.extend(await _rollback(ctx, state, exception, item))
+            undo, data = await rollback(ctx, playbook, exception, item, result.arguments)
+            if data is not None:
+                events.append(audit_event(ctx, "execute", "rollback", data, actor=SYSTEM))
+                facts.append(evidence("tool", undo))
             update["escalation"] = {
-                "reason": f"step {item['order']} ({item['name']}) failed: {result.detail}"
+                "reason": f"step {item['order']} ({item['name']}) failed: {result.detail}; {undo}"
             }
             cursor, next_step = index, "escalate"
             break
-        item["status"] = "SUCCESS"
         exception = result.exception or exception
         status = result.status or status
-        events.append(
-            audit_event(
-                ctx, "execute", "playbook_step_completed", {"order": item["order"], "name": item["name"]}
-            )
-        )
     else:
         cursor = len(plan)
         if plan:

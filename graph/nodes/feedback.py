@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RunContext
+from graph.notices import notice_for, notify
 from graph.records import decision_update, evidence
 from graph.state import CaseState
 
@@ -50,7 +51,17 @@ async def feedback(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
     if ctx.memory is not None and exception.get("exceptionType"):
         await ctx.memory.remember(ctx.tenant.tenantId, exception, outcome)
     facts = [evidence("policy", f"{label}: {status} ({outcome['stepsSucceeded']} step(s) done)")]
+    sent = []
+    if status == "RESOLVED" and label != "non_actionable":
+        group = exception.get("assignedGroup") or ctx.tenant.defaultGroup
+        text = (
+            f"Resolved ({label.replace('_', ' ')}) by playbook {outcome['playbookId'] or 'none'}: "
+            f"{outcome['stepsSucceeded']} step(s) done, {outcome['stepsSkipped']} skipped."
+        )
+        notice = notice_for(ctx, "resolved", exception, group=group, text=text, status=status)
+        sent = await notify(ctx, "feedback", notice)
     recorded = decision_update(
-        ctx, "feedback", f"OUTCOME_{label.upper()}", state.get("confidence", 0.0), facts, "end"
-    )
+        ctx, "feedback", f"OUTCOME_{label.upper()}", state.get("confidence", 0.0), facts, "end",
+        extra_audit=sent,
+    )  # fmt: skip
     return {**recorded, "status": status, "outcome": outcome}

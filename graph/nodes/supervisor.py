@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 
 from graph.context import RunContext
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
+from graph.notices import notice_for, notify
 from graph.records import audit_event, decision_update, evidence
 from graph.state import CaseState, Evidence
 from packs.guardrails import effective_guardrails
@@ -182,6 +183,12 @@ async def supervisor(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
         update["approvalRequest"] = request
         update["status"] = "PENDING_APPROVAL"
         audit.append(audit_event(ctx, "supervisor", "approval_requested", request))
+        text = f"{request['what']}. Why: " + "; ".join(concerns) + f". Decide before {request['deadline']}."
+        group = state["exception"].get("assignedGroup") or ctx.tenant.defaultGroup
+        notice = notice_for(ctx, "approval_required", state["exception"], group=group, text=text,
+                            status="PENDING_APPROVAL", facts={"approvalId": request["approvalId"],
+                                                              "deadline": request["deadline"]})  # fmt: skip
+        audit.extend(await notify(ctx, "supervisor", notice))
         next_step = "approval"
     else:
         next_step = "execute"

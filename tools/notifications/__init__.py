@@ -1,0 +1,1 @@
+"""Notifications: routing a notice to a tenant's channels and delivering it by email or webhook."""
