@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
 from app.admin.views import router as admin_router
@@ -26,6 +28,9 @@ from app.packstore import PackStore, sync_directory
 from app.playbooks.views import router as playbooks_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from app.ui import auth_views as ui_errors
+from app.ui.router import UI_STATIC
+from app.ui.router import router as ui_router
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
 from graph.runner import CaseRunner
@@ -129,4 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(run_router)
     app.include_router(admin_router)
+    secret = settings.ui_session_secret
+    app.state.ui_secret = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
+    ui_errors.install(app)
+    app.include_router(ui_router)
+    app.mount("/ui/static", StaticFiles(directory=UI_STATIC), name="ui-static")
     return app

@@ -1,0 +1,1 @@
+"""The operator web UI: server-rendered pages under ``/ui`` over the same services as the API."""

@@ -1,0 +1,81 @@
+"""What the UI's forms do: decide an approval, answer a manual step, recalculate a playbook.
+
+They call the same ``CaseService`` methods as the API, with the signed-in person as actor, and
+turn refusals into a message for the page. An approval form carries the digest of the plan the
+person saw; if the plan changed since (a recalculation swapped it), the decision is refused and
+the person reviews the new plan first — approving what one did not see is not an approval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from app.api.problems import ProblemError
+from app.ui.deps import Page
+from packs.playbook import PlaybookStep
+
+Decision = Literal["approve", "reject", "edit", "comment"]
+_STEPS = TypeAdapter(list[PlaybookStep])
+
+
+def plan_digest(plan: list[dict[str, Any]] | None) -> str:
+    """A short fingerprint of a plan's steps, as shown to the approver."""
+    steps = [item.get("step", item) for item in plan or []]
+    return hashlib.sha256(json.dumps(steps, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def parse_edited_plan(text: str) -> list[dict[str, Any]]:
+    """An edited plan typed as YAML or JSON: a list of playbook steps, checked like a pack's."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"the edited plan is not valid YAML or JSON: {exc}") from None
+    try:
+        steps = _STEPS.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise ValueError(f"edited plan{where}: {first['msg']}") from None
+    if not steps:
+        raise ValueError("the edited plan has no steps")
+    return [step.model_dump(mode="json", exclude_none=True) for step in steps]
+
+
+async def decide_approval(
+    page: Page, exception_id: str, approval_id: str, decision: Decision, *, comment: str | None,
+    seen_digest: str | None, edited_plan: str | None = None,
+) -> str:  # fmt: skip
+    """Apply the decision; the message for the page. Raises ``ValueError`` with the reason when refused."""
+    services = page.services
+    pending = await services.runner.pending(page.tenant_id, exception_id)
+    if not pending or pending.get("approvalId") != approval_id:
+        raise ValueError(f"approval {approval_id} is no longer waiting for a decision")
+    if decision in ("approve", "edit") and seen_digest != plan_digest(pending.get("plan")):
+        raise ValueError("the plan changed since this page was loaded (it was recalculated): review it and decide again")
+    answer: dict[str, Any] = {"decision": decision, "actor": page.principal.actor, "comment": comment or None}
+    if decision == "edit":
+        answer["editedPlan"] = parse_edited_plan(edited_plan or "")
+    if decision == "comment" and not comment:
+        raise ValueError("write a comment first")
+    try:
+        await services.cases.decide(page.tenant_id, approval_id, answer, actor=page.principal.actor)
+    except ProblemError as exc:
+        raise ValueError(exc.detail) from None
+    return {"approve": "Approved: the plan runs now.", "edit": "Approved with your edited plan.",
+            "reject": "Rejected.", "comment": "Comment added; the approval still waits."}[decision]  # fmt: skip
+
+
+async def answer_step(page: Page, exception_id: str, order: int, action: Literal["complete", "skip"],
+                      notes: str | None) -> str:  # fmt: skip
+    try:
+        await page.services.cases.complete_step(
+            page.tenant_id, exception_id, order, action, notes or None, actor=page.principal.actor
+        )
+    except ProblemError as exc:
+        raise ValueError(exc.detail) from None
+    return f"Step {order} {'completed' if action == 'complete' else 'skipped'}."

@@ -1,0 +1,7 @@
+"""UI pages: dashboard."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)

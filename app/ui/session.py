@@ -1,0 +1,77 @@
+"""The UI's sign-in session: a signed, httpOnly cookie that names the principal, never the key.
+
+Signing in with an API key (or a JWT) checks it once, then the cookie carries who the person is
+(subject, role, tenant, the key id), when the session ends, and a CSRF token that every form must
+echo. The cookie is an HMAC-signed JSON document: it cannot be forged or edited without the secret
+(``EXOPS_UI_SESSION_SECRET``; without one, a random secret per process, so sessions end on restart).
+A session made from an API key ends as soon as the key is revoked (checked on every request).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+
+from app.auth.principal import Principal, Role
+
+COOKIE = "exops_session"
+
+
+@dataclass(frozen=True)
+class UiSession:
+    subject: str
+    role: Role
+    tenant_id: str | None
+    key_id: str | None
+    via: str
+    expires: float
+    csrf: str
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(subject=self.subject, role=self.role, tenant_id=self.tenant_id, via="session")
+
+
+def new_session(
+    principal: Principal, *, key_id: str | None, hours: float, until: float | None = None, now: float | None = None
+) -> UiSession:
+    """A session of ``hours``, never outliving ``until`` (a token's own expiry)."""
+    issued = time.time() if now is None else now
+    expires = min(issued + hours * 3600, until) if until is not None else issued + hours * 3600
+    return UiSession(subject=principal.subject, role=principal.role, tenant_id=principal.tenant_id, key_id=key_id,
+                     via=principal.via, expires=expires, csrf=secrets.token_urlsafe(24))  # fmt: skip
+
+
+def _sign(body: bytes, secret: bytes) -> str:
+    return base64.urlsafe_b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode().rstrip("=")
+
+
+def encode(session: UiSession, secret: bytes) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(asdict(session), separators=(",", ":")).encode()).decode()
+    return f"{body}.{_sign(body.encode(), secret)}"
+
+
+def decode(value: str | None, secret: bytes, *, now: float | None = None) -> UiSession | None:
+    """The session in ``value`` when its signature holds and it has not expired, else None."""
+    if not value or "." not in value:
+        return None
+    body, signature = value.rsplit(".", 1)
+    if not hmac.compare_digest(signature, _sign(body.encode(), secret)):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        session = UiSession(**data)
+    except (ValueError, TypeError):
+        return None
+    if session.expires <= (time.time() if now is None else now):
+        return None
+    return session
+
+
+def csrf_matches(session: UiSession, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(session.csrf, presented or "")
