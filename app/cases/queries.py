@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.cases.schemas import CaseSummary, Event
 from app.db.models import ExceptionCase, ExceptionEvent
@@ -56,10 +57,15 @@ def filtered(
     return query
 
 
-SORTS = {
+SEVERITY_RANK = case(
+    {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}, value=ExceptionCase.severity, else_=0
+)
+"""Severity sorts by how severe it is (ascending: LOW first), not alphabetically."""
+
+SORTS: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
     "receivedAt": ExceptionCase.received_at,
     "updatedAt": ExceptionCase.updated_at,
-    "severity": ExceptionCase.severity,
+    "severity": SEVERITY_RANK,
     "status": ExceptionCase.status,
     "exceptionType": ExceptionCase.exception_type,
 }

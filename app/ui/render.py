@@ -17,9 +17,9 @@ from app.ui.deps import Page
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 STATUS_ICONS = {
-    "RESOLVED": "✓", "ESCALATED": "⚠", "REJECTED": "✗", "PENDING_APPROVAL": "⏸", "IN_PROGRESS": "▶", "OPEN": "○",
-    "SUCCESS": "✓", "FAILED": "✗", "SKIPPED": "↷", "NEEDS_APPROVAL": "⏸", "PENDING": "○", "DRY_RUN": "◌",
-    "APPROVED": "✓", "EDITED": "✎", "EXPIRED": "⌛",
+    "RESOLVED": "✓", "ESCALATED": "⚠", "REJECTED": "✗", "PENDING_APPROVAL": "‖", "IN_PROGRESS": "▶", "OPEN": "○",
+    "SUCCESS": "✓", "FAILED": "✗", "SKIPPED": "↷", "NEEDS_APPROVAL": "‖", "PENDING": "○", "DRY_RUN": "◌",
+    "APPROVED": "✓", "EDITED": "✎", "EXPIRED": "⊗",
 }  # fmt: skip
 """A symbol beside every status word, so a status never depends on color alone."""
 
