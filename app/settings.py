@@ -76,10 +76,13 @@ class Settings(BaseSettings):
 
     # Operator UI
     ui_session_secret: SecretStr | None = Field(
-        default=None, description="Signs UI session cookies; none: a random key per process (sign in again after a restart)"
+        default=None,
+        description="Signs UI session cookies; none: a random key per process (sign in again after a restart)",
     )
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
-    ui_secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (serve over HTTPS)")
+    ui_secure_cookies: bool = Field(
+        default=False, description="Mark the session cookie Secure (serve over HTTPS)"
+    )
 
     # Graph runs
     checkpoint_durability: Literal["sync", "async", "exit"] = "sync"

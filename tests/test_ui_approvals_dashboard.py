@@ -109,7 +109,8 @@ async def test_queue_lists_the_waiting_approvals_soonest_deadline_first(api: Api
     row = row_of(text, "APR-GLX-1003-1")
     assert '<a href="/ui/t/globex-markets/exceptions/GLX-1003">GLX-1003</a>' in row
     assert (
-        '<span class="type">REGULATORY_<wbr>REPORT_<wbr>REJECTED</span>' in row and '<span class="badge sev-medium">MEDIUM</span>' in row
+        '<span class="type">REGULATORY_<wbr>REPORT_<wbr>REJECTED</span>' in row
+        and '<span class="badge sev-medium">MEDIUM</span>' in row
     )
     assert "<strong>Run playbook regulatory-report-correct-resubmit</strong>" in row
     assert "<li>requireHumanApprovalFor lists REGULATORY_REPORT_REJECTED</li>" in row

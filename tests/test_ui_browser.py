@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -151,7 +150,9 @@ def test_a_post_without_the_csrf_token_is_refused(product: Product, browser: obj
     assert forged.status == 403
 
 
-@pytest.mark.parametrize(("path", "name"), [("dashboard", "09-dashboard"), ("packs", "10-packs"), ("tools", "11-tools")])
+@pytest.mark.parametrize(
+    ("path", "name"), [("dashboard", "09-dashboard"), ("packs", "10-packs"), ("tools", "11-tools")]
+)
 def test_every_other_page_renders_at_laptop_and_tablet_width(
     product: Product, browser: object, path: str, name: str
 ) -> None:
@@ -160,7 +161,9 @@ def test_every_other_page_renders_at_laptop_and_tablet_width(
         sign_in(page, product, "admin")
         page.goto(f"{product.url}/ui/t/globex-markets/{path}")
         expect(page.get_by_role("heading", level=1)).to_contain_text(path.capitalize())
-        expect(page.get_by_role("link", name=path.capitalize(), exact=True)).to_have_attribute("aria-current", "page")
+        expect(page.get_by_role("link", name=path.capitalize(), exact=True)).to_have_attribute(
+            "aria-current", "page"
+        )
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways at {width}px"
         shot(page, f"{name}-{width}")

@@ -29,7 +29,9 @@ def test_a_session_survives_the_round_trip_and_nothing_else() -> None:
 def test_csrf_tokens_must_match_exactly() -> None:
     session = new_session(ALICE, key_id=None, hours=1)
     assert csrf_matches(session, session.csrf)
-    assert not csrf_matches(session, None) and not csrf_matches(session, "") and not csrf_matches(session, "x")
+    assert (
+        not csrf_matches(session, None) and not csrf_matches(session, "") and not csrf_matches(session, "x")
+    )
 
 
 def test_a_session_never_outlives_its_token() -> None:
@@ -39,7 +41,9 @@ def test_a_session_never_outlives_its_token() -> None:
 
 async def test_sign_in_with_a_key_sets_an_http_only_cookie_without_the_key(api: Api) -> None:
     key = api.as_("operator")["X-API-KEY"]
-    response = await api.client.post("/ui/login", data={"credential": key, "next": "/ui/t/globex-markets/exceptions"})
+    response = await api.client.post(
+        "/ui/login", data={"credential": key, "next": "/ui/t/globex-markets/exceptions"}
+    )
     assert response.status_code == 303 and response.headers["location"] == "/ui/t/globex-markets/exceptions"
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -47,7 +51,9 @@ async def test_sign_in_with_a_key_sets_an_http_only_cookie_without_the_key(api: 
 
 
 async def test_a_wrong_key_is_refused_on_the_page(api: Api) -> None:
-    response = await api.client.post("/ui/login", data={"credential": "exo_000000000000_wrong-secret", "next": "/ui/"})
+    response = await api.client.post(
+        "/ui/login", data={"credential": "exo_000000000000_wrong-secret", "next": "/ui/"}
+    )
     assert response.status_code == 401 and "unknown or revoked API key" in response.text
     assert COOKIE not in response.headers.get("set-cookie", "")
     empty = await api.client.post("/ui/login", data={"credential": "  ", "next": "/ui/"})
@@ -93,4 +99,7 @@ async def test_another_tenants_pages_are_refused(api: Api) -> None:
     key = api.as_("admin", "acme-capital")["X-API-KEY"]
     await api.client.post("/ui/login", data={"credential": key, "next": "/ui/"})
     refused = await api.client.get("/ui/t/globex-markets/exceptions")
-    assert refused.status_code == 403 and "you are signed in for acme-capital, not globex-markets" in refused.text
+    assert (
+        refused.status_code == 403
+        and "you are signed in for acme-capital, not globex-markets" in refused.text
+    )

@@ -95,7 +95,9 @@ def ingest_examples(product: Product) -> list[str]:
     assert response.status_code == 202, response.text
     ids = [item["exceptionId"] for item in body]
     for _ in range(300):
-        listing = httpx.get(f"{product.url}/exceptions/globex-markets?limit=100", headers=headers, timeout=10).json()
+        listing = httpx.get(
+            f"{product.url}/exceptions/globex-markets?limit=100", headers=headers, timeout=10
+        ).json()
         done = [c for c in listing["items"] if c["processing"] in ("done", "waiting")]
         if len(done) >= len(ids):
             return ids

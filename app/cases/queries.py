@@ -57,9 +57,7 @@ def filtered(
     return query
 
 
-SEVERITY_RANK = case(
-    {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}, value=ExceptionCase.severity, else_=0
-)
+SEVERITY_RANK = case({"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}, value=ExceptionCase.severity, else_=0)
 """Severity sorts by how severe it is (ascending: LOW first), not alphabetically."""
 
 SORTS: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {

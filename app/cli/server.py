@@ -152,7 +152,9 @@ def start(
         errors.print(f"{file}: kept out until fixed", style="yellow")
     tenants = [(p.key, getattr(p.pack, "tenantName", p.key)) for p in registry.tenants()]
     url = f"http://{host or settings.host}:{port or settings.port}"
-    console.print(f"[bold]exops[/bold] on {url}  (operator UI: {url}/ui/, sign in with a key below; API docs: {url}/docs)")
+    console.print(
+        f"[bold]exops[/bold] on {url}  (operator UI: {url}/ui/, sign in with a key below; API docs: {url}/docs)"
+    )
     console.print(f"database: {settings.db_url}   packs: {settings.packs_dir}")
     console.print(f"domains: {', '.join(p.key for p in registry.domains())}")
     if settings.demo:

@@ -56,7 +56,9 @@ async def decide_approval(
     if not pending or pending.get("approvalId") != approval_id:
         raise ValueError(f"approval {approval_id} is no longer waiting for a decision")
     if decision in ("approve", "edit") and seen_digest != plan_digest(pending.get("plan")):
-        raise ValueError("the plan changed since this page was loaded (it was recalculated): review it and decide again")
+        raise ValueError(
+            "the plan changed since this page was loaded (it was recalculated): review it and decide again"
+        )
     answer: dict[str, Any] = {"decision": decision, "actor": page.principal.actor, "comment": comment or None}
     if decision == "edit":
         answer["editedPlan"] = parse_edited_plan(edited_plan or "")

@@ -51,7 +51,11 @@ async def login(
     except ProblemError as exc:
         return render(request, "login.html", None, status=401, next=_safe_next(next), failure=exc.detail)
     parts = split_key(presented)
-    until = None if parts else float(jwt.decode(presented, options={"verify_signature": False}).get("exp", 0)) or None
+    until = (
+        None
+        if parts
+        else float(jwt.decode(presented, options={"verify_signature": False}).get("exp", 0)) or None
+    )
     session = new_session(principal, key_id=parts[0] if parts else None, hours=services.settings.ui_session_hours,
                           until=until)  # fmt: skip
     response = RedirectResponse(_safe_next(next), status_code=303)

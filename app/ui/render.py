@@ -59,10 +59,14 @@ def status_icon(status: Any) -> str:
     return STATUS_ICONS.get(str(status), "•")
 
 
-templates.env.filters.update(when=when, age=age, status_icon=status_icon, quote=lambda v: quote(str(v), safe=""))
+templates.env.filters.update(
+    when=when, age=age, status_icon=status_icon, quote=lambda v: quote(str(v), safe="")
+)
 
 
-def render(request: Request, name: str, page: Page | None, *, status: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, name: str, page: Page | None, *, status: int = 200, **context: Any
+) -> HTMLResponse:
     shared: dict[str, Any] = {"page": page, "session": page.session if page else None,
                               "notice": request.query_params.get("notice"), "error": request.query_params.get("error")}  # fmt: skip
     return templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)

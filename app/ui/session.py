@@ -38,7 +38,12 @@ class UiSession:
 
 
 def new_session(
-    principal: Principal, *, key_id: str | None, hours: float, until: float | None = None, now: float | None = None
+    principal: Principal,
+    *,
+    key_id: str | None,
+    hours: float,
+    until: float | None = None,
+    now: float | None = None,
 ) -> UiSession:
     """A session of ``hours``, never outliving ``until`` (a token's own expiry)."""
     issued = time.time() if now is None else now
