@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from app.cli.bench import bench
 from app.cli.packs import packs_app
 from app.cli.run import resume, run
 from app.cli.server import db_app, keys_app, serve, start, tenants_app
+from app.cli.simulate import simulate
 
 cli = typer.Typer(
     name="exops",
@@ -23,6 +25,8 @@ cli.command("run")(run)
 cli.command("resume")(resume)
 cli.command("serve")(serve)
 cli.command("start")(start)
+cli.command("simulate")(simulate)
+cli.command("bench")(bench)
 
 
 def main() -> None:

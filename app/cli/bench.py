@@ -1,0 +1,73 @@
+"""``exops bench``: measure what exops adds over bare LangGraph and bare FastAPI on this machine.
+
+Everything runs in a throw-away folder (its own SQLite files, sample packs, dry-run tools), so the
+command is safe next to a real installation. The figures and how to read them: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from app.bench import BenchError
+from app.bench.ingest import measure_ingest
+from app.bench.pipeline import measure_pipeline
+from app.bench.report import summary, table
+from app.cli.output import console, errors
+
+
+def _progress(line: str) -> None:
+    errors.print(line, markup=False, style="dim")
+
+
+async def _measure(
+    root: Path, *, cases: int, requests: int, rounds: int, concurrency: int, workers: int
+) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    pipeline = await measure_pipeline(root, cases=cases, rounds=rounds, workers=workers, progress=_progress)
+    ingest = await measure_ingest(
+        root, requests=requests, rounds=rounds, concurrency=concurrency, progress=_progress
+    )
+    return summary(pipeline, ingest, seconds=time.perf_counter() - started, load_before=load_before)
+
+
+def bench(
+    pipeline_cases: Annotated[
+        int, typer.Option("--pipeline-cases", min=1, help="Exceptions per pipeline round and side.")
+    ] = 100,
+    ingest_requests: Annotated[
+        int, typer.Option("--ingest-requests", min=1, help="POST requests per ingestion round and side.")
+    ] = 500,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Alternating rounds per side.")] = 3,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Ingestion requests in flight.")
+    ] = 8,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, max=64, help="Pipeline workers (the server's worker_concurrency)."),
+    ] = 4,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Also print the figures as one JSON object on the last line.")
+    ] = False,
+) -> None:
+    """Measure the pipeline and ingestion against bare LangGraph and FastAPI (ratios ours / bare)."""
+    with tempfile.TemporaryDirectory(prefix="exops-bench-") as folder:
+        try:
+            result = asyncio.run(
+                _measure(Path(folder), cases=pipeline_cases, requests=ingest_requests, rounds=rounds,
+                         concurrency=concurrency, workers=workers)
+            )  # fmt: skip
+        except BenchError as exc:
+            errors.print(f"bench failed: {exc}", style="red", markup=False)
+            raise typer.Exit(1) from None
+    console.print(table(result))
+    if as_json:
+        print(json.dumps(result, sort_keys=False))
