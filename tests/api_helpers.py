@@ -74,8 +74,21 @@ async def postgres_database() -> AsyncIterator[str]:
     try:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await _drop_database(conninfo, name)
+
+
+async def _drop_database(conninfo: str, name: str) -> None:
+    """Drop a test database; FORCE cannot end an autovacuum worker that just started on it (that
+    needs superuser), but such a worker is short-lived, so wait for it and try again."""
+    for attempt in range(20):
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.25)
 
 
 @asynccontextmanager

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ TENANT = "globex-markets"
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "globex-markets-exceptions.json"
 """Realistic exceptions for that tenant: settlement fails, trade mismatches, report rejections..."""
+
+
+Progress = Callable[[str], None]
+"""Where the measurements report each round as it ends (the CLI prints to stderr)."""
 
 
 class BenchError(RuntimeError):

@@ -38,8 +38,7 @@ import httpx
 from fastapi import Body, FastAPI
 
 from app.admin.accounts import ensure_tenant, issue_key
-from app.bench import TENANT, BenchError, bench_settings, sample_exceptions
-from app.bench.pipeline import Progress
+from app.bench import TENANT, BenchError, Progress, bench_settings, sample_exceptions
 from app.db.migrate import upgrade
 from app.db.models import ExceptionCase
 from app.db.session import Database

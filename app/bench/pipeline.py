@@ -37,13 +37,11 @@ from typing_extensions import TypedDict
 from app.admin.accounts import ensure_tenant
 from app.api.deps import Services
 from app.api.main import open_services
-from app.bench import TENANT, BenchError, bench_settings, sample_exceptions
+from app.bench import TENANT, BenchError, Progress, bench_settings, sample_exceptions
 from app.settings import Settings
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
 from graph.inputs import RawException
-
-Progress = Callable[[str], None]
 
 
 def real_node_count() -> int:
