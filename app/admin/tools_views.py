@@ -181,14 +181,18 @@ async def enable_tool(tenantId: str, tool: str, principal: TenantAdmin, services
     return await switch(services, tenantId, tool, True, principal.actor)
 
 
+def reset_tool_breaker(services: Services, tenant_id: str, tool: str) -> None:
+    """Close one tool's breaker for one tenant (404 when its domain has no such tool)."""
+    policy, domain = packs_of(services, tenant_id)
+    registered = ToolRegistry(domain, policy).get(tool)
+    if registered is None:
+        raise ProblemError(404, f"domain {domain.domainName} defines no tool {tool}")
+    services.runtime.breakers.reset(registered.key)
+
+
 @router.post("/{tenantId}/tools/{tool}/breaker/reset", response_model=ToolView,
              responses=responses(401, 403, 404, 409, 429))  # fmt: skip
 async def reset_breaker(tenantId: str, tool: str, principal: TenantAdmin, services: ServicesDep) -> ToolView:
     """Close the tool's circuit breaker for this tenant (the downstream system is back)."""
-    policy, domain = packs_of(services, tenantId)
-    if tool not in domain.tools:
-        raise ProblemError(404, f"domain {domain.domainName} defines no tool {tool}")
-    registered = ToolRegistry(domain, policy).get(tool)
-    assert registered is not None
-    services.runtime.breakers.reset(registered.key)
+    reset_tool_breaker(services, tenantId, tool)
     return (await tool_views(services, tenantId, only=tool)).items[0]

@@ -11,11 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from app.admin.tools_views import ToolList, packs_of, switch, tool_views
+from app.admin.tools_views import ToolList, reset_tool_breaker, switch, tool_views
 from app.api.problems import ProblemError
 from app.ui.deps import AdminPage, CheckedForm, Page, ViewerPage
 from app.ui.render import back, render
-from tools.registry import ToolRegistry
 
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 
@@ -73,12 +72,7 @@ async def enable(page: AdminPage, form: CheckedForm, tool: str) -> RedirectRespo
 async def reset_breaker(page: AdminPage, form: CheckedForm, tool: str) -> RedirectResponse:
     """Close the tool's circuit breaker for this tenant, once the system behind it is back."""
     try:
-        policy, domain = packs_of(page.services, page.tenant_id)
-        if tool not in domain.tools:
-            raise ProblemError(404, f"domain {domain.domainName} defines no tool {tool}")
+        reset_tool_breaker(page.services, page.tenant_id, tool)
     except ProblemError as exc:
         return back(tools_url(page), error=exc.detail)
-    registered = ToolRegistry(domain, policy).get(tool)
-    assert registered is not None
-    page.services.runtime.breakers.reset(registered.key)
     return back(tools_url(page), notice=f"the circuit breaker of {tool} is closed: calls go through again")
