@@ -9,7 +9,16 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from packs.common import Severity
 from packs.playbook import PlaybookStep
@@ -76,3 +85,51 @@ class ManualStepAnswer(BaseModel):
     action: Literal["complete", "skip"]
     actor: str = Field(min_length=1, max_length=200)
     notes: str | None = Field(default=None, max_length=5000)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same JSON Schema with every local ``$ref`` replaced by its definition (none are recursive)."""
+    definitions = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return walk({**definitions[ref.removeprefix("#/$defs/")], **rest})
+        return {key: walk(value) for key, value in node.items() if key != "$defs"}
+
+    return walk(schema)  # type: ignore[no-any-return]
+
+
+def resume_type(model: type[BaseModel]) -> type:
+    """A type for ``interrupt(..., response_schema=...)`` that validates the answer with ``model``.
+
+    Given a model class, LangGraph builds its JSON schema on every interrupt (5 ms for
+    ``ApprovalAnswer``, a tenth of a case's CPU). Given a plain dict it would skip validation, and a
+    malformed answer would then be saved as the resume value, leaving the case stuck on it. This type
+    keeps LangGraph's validation (a bad answer raises before anything is saved, and the wait stays
+    open) while handing it the schema computed once here.
+    """
+    schema = _inline_refs(model.model_json_schema())
+
+    class Answer:
+        @classmethod
+        def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+            return core_schema.no_info_plain_validator_function(model.model_validate)
+
+        @classmethod
+        def __get_pydantic_json_schema__(
+            cls, schema_: CoreSchema, handler: GetJsonSchemaHandler
+        ) -> dict[str, Any]:
+            return schema
+
+    Answer.__name__ = Answer.__qualname__ = f"{model.__name__}Resume"
+    return Answer
+
+
+APPROVAL_RESUME = resume_type(ApprovalAnswer)
+MANUAL_STEP_RESUME = resume_type(ManualStepAnswer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.types import StateSnapshot
@@ -61,3 +62,19 @@ def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
         "outcome": values.get("outcome"),
         "timingsMs": values.get("timings", {}),
     }
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    """What a run or resume left behind, read from one snapshot: the result and the whole state.
+
+    The system of record needs both (the result for the case row, the state for the audit trail and
+    the plan); reading the state once for both saves a checkpoint read per run.
+    """
+
+    result: dict[str, Any]
+    values: dict[str, Any]
+
+
+def case_outcome(snapshot: StateSnapshot) -> CaseOutcome:
+    return CaseOutcome(case_result(snapshot), dict(snapshot.values))

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from graph.context import RunContext
 from graph.inputs import ApprovalAnswer, ManualStepAnswer, RawException, with_exception_id
 from graph.records import decision_update, evidence
-from graph.results import case_result, pending_request
+from graph.results import CaseOutcome, case_outcome, pending_request
 
 Graph = CompiledStateGraph[Any, RunContext, Any, Any]
 
@@ -54,6 +54,11 @@ class CaseRunner:
         self.durability: Durability = durability
 
     async def start(self, ctx: RunContext, raw: RawException) -> dict[str, Any]:
+        """Run a new exception through the graph; its result."""
+        return (await self.run(ctx, raw)).result
+
+    async def run(self, ctx: RunContext, raw: RawException) -> CaseOutcome:
+        """Run a new exception through the graph; its result and final state."""
         raw = with_exception_id(raw)
         assert raw.exceptionId is not None
         config = config_for(ctx.tenant.tenantId, raw.exceptionId, ctx.run_id)
@@ -61,17 +66,21 @@ class CaseRunner:
         if existing.values:
             if existing.next and not existing.interrupts:  # cut off mid-run (a crash): carry on
                 await self.invoke(None, config, ctx)
-                return await self.result(ctx.tenant.tenantId, raw.exceptionId)
-            return case_result(existing)  # the same exception again: report it, never process it twice
+                return await self.outcome(ctx.tenant.tenantId, raw.exceptionId)
+            return case_outcome(existing)  # the same exception again: report it, never process it twice
         state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
         await self.invoke(state, config, ctx)
-        return await self.result(ctx.tenant.tenantId, raw.exceptionId)
+        return await self.outcome(ctx.tenant.tenantId, raw.exceptionId)
 
     async def result(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
+        return (await self.outcome(tenant_id, exception_id)).result
+
+    async def outcome(self, tenant_id: str, exception_id: str) -> CaseOutcome:
+        """A case's result and state, from one read of its latest checkpoint."""
         snapshot = await self.graph.aget_state(config_for(tenant_id, exception_id, "read"))
         if not snapshot.values:
             raise LookupError(f"no case {exception_id} for tenant {tenant_id}")
-        return case_result(snapshot)
+        return case_outcome(snapshot)
 
     async def values(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
         """The whole state of a case (its audit trail included)."""
@@ -90,7 +99,18 @@ class CaseRunner:
         *,
         expect: Literal["approval", "manual_step"],
     ) -> dict[str, Any]:
-        """Validate ``answer`` against what the case waits for, then resume the graph with it."""
+        """Validate ``answer`` against what the case waits for, resume the graph; its result."""
+        return (await self.answer(ctx, exception_id, answer, expect=expect)).result
+
+    async def answer(
+        self,
+        ctx: RunContext,
+        exception_id: str,
+        answer: dict[str, Any],
+        *,
+        expect: Literal["approval", "manual_step"],
+    ) -> CaseOutcome:
+        """Validate ``answer`` against what the case waits for, resume the graph with it."""
         waiting = await self.pending(ctx.tenant.tenantId, exception_id)
         if waiting is None or waiting.get("kind") != expect:
             raise NothingPending(f"case {exception_id} is not waiting for {expect.replace('_', ' ')}")
@@ -103,7 +123,7 @@ class CaseRunner:
             ) from None
         config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
         await self.invoke(Command(resume=answer), config, ctx)
-        return await self.result(ctx.tenant.tenantId, exception_id)
+        return await self.outcome(ctx.tenant.tenantId, exception_id)
 
     async def invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> None:
         """Run (or resume) the graph; an error that escapes every node still escalates the case."""

@@ -82,11 +82,30 @@ TriagedCondition = Annotated[str, AfterValidator(_check_triaged_condition)]
 """A condition over the triaged exception (routing rules, playbook matches)."""
 
 
-def condition_matches(source: str, data: Mapping[str, Any]) -> bool:
-    """Evaluate a compiled condition; a missing field, a type clash or a non-boolean result is no match."""
-    program = compile_condition(source)
-    try:
-        result = program.execute(dict(data))
-    except (KeyError, RuntimeError, TypeError, ValueError):
-        return False
-    return result is True
+class ConditionFacts:
+    """The variables of one case, converted to CEL once for every condition evaluated against them.
+
+    Converting a case to CEL values costs about a hundred times more than evaluating a condition on
+    it, and a case meets some thirty conditions on its way (severity, detection, routing, playbook
+    matches), so the nodes build one of these per case and share it. A case holding a value CEL
+    cannot represent matches nothing, exactly as if every evaluation had failed on it.
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        try:
+            self._context: Any = cel.Context(dict(data))
+        except (RuntimeError, TypeError, ValueError):
+            self._context = None
+
+    def matches(self, source: str) -> bool:
+        """Evaluate a compiled condition; a missing field, a type clash or a non-boolean is no match."""
+        if self._context is None:
+            return False
+        program = compile_condition(source)
+        try:
+            result = program.execute(self._context)
+        except (KeyError, RuntimeError, TypeError, ValueError):
+            return False
+        return result is True

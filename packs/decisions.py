@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from packs.common import ResolutionStatus, Severity
-from packs.conditions import condition_matches
+from packs.conditions import ConditionFacts
 from packs.domain import DomainPack
 from packs.plan import plan_playbook
 from packs.policy import PolicyDecision, decide_policy
@@ -89,13 +89,11 @@ def classify_type(domain: DomainPack, given: str | None, data: Mapping[str, Any]
         found = by_canonical.get(_canonical(given))
         if found is not None:
             return TypeCheck(found, "normalized", f"{given!r} read as {found}")
+    facts = ConditionFacts(data)
     detected = tuple(
         name
         for name, definition in domain.exceptionTypes.items()
-        if any(
-            r.condition is not None and condition_matches(r.condition, data)
-            for r in definition.detectionRules
-        )
+        if any(r.condition is not None and facts.matches(r.condition) for r in definition.detectionRules)
     )
     label = f"type {given!r}" if given else "no type"
     if len(detected) == 1:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from packs.common import Severity
-from packs.conditions import condition_matches
+from packs.conditions import ConditionFacts
 from packs.playbook import Playbook
 
 
@@ -18,6 +19,11 @@ class MatchContext:
     sla_minutes_remaining: float | None
     policy_tags: frozenset[str]
     data: Mapping[str, Any]
+
+    @cached_property
+    def facts(self) -> ConditionFacts:
+        """``data`` converted for conditions once, shared by every playbook checked against it."""
+        return ConditionFacts(self.data)
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ def why_not(playbook: Playbook, ctx: MatchContext) -> str | None:
         missing = sorted(set(match.policy_tags) - ctx.policy_tags)
         if missing:
             return f"tenant lacks policy tags {', '.join(missing)}"
-    if match.condition is not None and not condition_matches(match.condition, ctx.data):
+    if match.condition is not None and not ctx.facts.matches(match.condition):
         return f"condition {match.condition!r} does not hold"
     return None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packs.common import Actionability, Severity
-from packs.conditions import condition_matches
+from packs.conditions import ConditionFacts
 from packs.domain import DomainPack
 from packs.guardrails import EffectiveGuardrails, effective_guardrails
 from packs.matching import MatchContext, PlaybookSelection, select_playbook
@@ -37,8 +37,9 @@ class PolicyDecision:
 def route_group(tenant: TenantPolicyPack, data: Mapping[str, Any]) -> tuple[str, str]:
     """The tenant routing rule that matches first (by priority), else the default group."""
     ordered = sorted(enumerate(tenant.routingRules), key=lambda item: (-item[1].priority, item[0]))
+    facts = ConditionFacts(data)
     for _, rule in ordered:
-        if condition_matches(rule.condition, data):
+        if facts.matches(rule.condition):
             return rule.assignGroup, f"routing rule {rule.id} → {rule.assignGroup}"
     return tenant.defaultGroup, f"no routing rule matched → default group {tenant.defaultGroup}"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from packs.common import SEVERITY_RANK, Severity
-from packs.conditions import condition_matches
+from packs.conditions import ConditionFacts
 from packs.domain import DomainPack, SeverityRule
 from packs.tenant import TenantPolicyPack
 
@@ -42,9 +42,8 @@ class SeverityDecision:
 
 def matching_rules(domain: DomainPack, data: Mapping[str, Any]) -> tuple[SeverityRule, ...]:
     """Rules whose condition holds, most severe first, ties by priorityScore then pack order."""
-    matched = [
-        (i, rule) for i, rule in enumerate(domain.severityRules) if condition_matches(rule.condition, data)
-    ]
+    facts = ConditionFacts(data)
+    matched = [(i, rule) for i, rule in enumerate(domain.severityRules) if facts.matches(rule.condition)]
     matched.sort(key=lambda item: (-SEVERITY_RANK[item[1].severity], -item[1].priorityScore, item[0]))
     return tuple(rule for _, rule in matched)
 

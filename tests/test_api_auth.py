@@ -155,3 +155,75 @@ async def test_rate_limit_per_tenant(tmp_path: Path) -> None:
         assert (
             await api.client.get("/exceptions/acme-capital", headers=api.as_("viewer", "acme-capital"))
         ).status_code == 200
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_access_cache_forgets_keys_and_tenants_after_their_ttl_and_on_revoke() -> None:
+    from app.auth.access import AccessCache, KnownKey
+    from app.auth.principal import Principal
+
+    clock = FakeClock()
+    cache = AccessCache(ttl=5.0, touch_every=60.0, clock=clock)
+    known = KnownKey("hash", Principal("key:k1", "viewer", "globex-markets", via="api_key"))
+    cache.remember_key("k1", known)
+    cache.remember_tenant("globex-markets", "Globex Markets")
+    clock.now += 4.9
+    assert cache.key("k1") == known and cache.tenant("globex-markets") == "Globex Markets"
+    clock.now += 0.1
+    assert cache.key("k1") is None and cache.tenant("globex-markets") is None
+    cache.remember_key("k1", known)
+    cache.forget_key("k1")
+    assert cache.key("k1") is None
+    assert cache.due_for_touch("k1") and not cache.due_for_touch("k1")
+    clock.now += 59.9
+    assert not cache.due_for_touch("k1")
+    clock.now += 0.1
+    assert cache.due_for_touch("k1") and cache.due_for_touch("k2")
+
+
+async def test_last_used_is_written_at_most_once_a_minute_and_the_secret_is_checked_every_time(
+    api: Api,
+) -> None:
+    from app.db.models import ApiKey
+
+    clock = FakeClock()
+    api.services.access.clock = clock
+    key = api.keys[("globex-markets", "viewer")]
+    key_id = key.split("_")[1]
+
+    async def last_used() -> object:
+        async with api.services.db.session() as session:
+            row = await session.get(ApiKey, key_id)
+            assert row is not None
+            return row.last_used_at
+
+    get = lambda k: api.client.get("/exceptions/globex-markets", headers={"X-API-KEY": k})  # noqa: E731
+    assert (await get(key)).status_code == 200
+    first = await last_used()
+    assert first is not None
+    clock.now += 30
+    assert (await get(key)).status_code == 200
+    assert await last_used() == first
+    assert (await get(key[:-3] + "abc")).status_code == 401  # a cached key still needs its secret
+    clock.now += 31
+    assert (await get(key)).status_code == 200
+    later = await last_used()
+    assert later is not None and later != first
+
+
+async def test_a_tenant_created_after_a_404_is_found_at_once(api: Api) -> None:
+    root = api.as_("platform_admin")
+    assert (await api.client.get("/exceptions/initech", headers=root)).status_code == 404
+    created = await api.client.post(
+        "/admin/tenants", json={"tenantId": "initech", "name": "Initech"}, headers=root
+    )
+    assert created.status_code == 201
+    listed = await api.client.get("/exceptions/initech", headers=root)
+    assert listed.status_code == 200 and listed.json()["total"] == 0

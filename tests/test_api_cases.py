@@ -118,3 +118,23 @@ async def test_oversized_body_is_413(api: Api) -> None:
     big = {"rawPayload": {"blob": "x" * (api.settings.max_body_bytes + 10)}}
     response = await api.client.post("/exceptions/globex-markets", json=big, headers=api.as_("operator"))
     assert response.status_code == 413 and response.json()["status"] == 413
+
+
+async def test_a_batch_repeating_stored_and_its_own_exceptions_processes_each_once(api: Api) -> None:
+    await api.post_and_settle("globex-markets", [EXAMPLES[0]])
+    batch = [EXAMPLES[0], EXAMPLES[1], EXAMPLES[1]]  # one already stored, one new sent twice
+    response = await api.post_and_settle("globex-markets", batch)
+    assert response.status_code == 202
+    assert response.json() == {"exceptionIds": ["GLX-1001", "GLX-1002", "GLX-1002"]}
+    for exception_id in ("GLX-1001", "GLX-1002"):
+        events = (
+            await api.client.get(
+                f"/exceptions/globex-markets/{exception_id}/events", headers=api.as_("viewer")
+            )
+        ).json()
+        intakes = [e for e in events["items"] if e["type"] == "stage_decision" and e["stage"] == "intake"]
+        assert len(intakes) == 1, exception_id
+    resent = await api.post_and_settle("globex-markets", [EXAMPLES[1], EXAMPLES[0]])
+    assert resent.json() == {"exceptionIds": ["GLX-1002", "GLX-1001"]}
+    listed = (await api.client.get("/exceptions/globex-markets", headers=api.as_("viewer"))).json()
+    assert listed["total"] == 2

@@ -80,4 +80,5 @@ async def delete_key(tenantId: str, keyId: str, principal: TenantAdmin, services
         row = await revoke_key(session, tenantId, keyId)
         if row is None:
             raise ProblemError(404, f"no key {keyId}")
-        return view(row)
+    services.access.forget_key(keyId)
+    return view(row)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from sqlalchemy import select
 
 from app.api.limits import RateLimiter, retry_after
 from app.api.problems import ProblemError
+from app.auth.access import AccessCache, KnownKey
 from app.auth.keys import secret_matches, split_key
 from app.auth.principal import Principal, Role
 from app.auth.tokens import TokenError, read_token
@@ -33,9 +33,11 @@ class Services:
     runner: CaseRunner
     cases: CaseService
     limiter: RateLimiter
+    access: AccessCache = field(default_factory=AccessCache)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: a plain ``def`` dependency is sent to the thread pool on every request."""
     services: Services = request.app.state.services
     return services
 
@@ -49,14 +51,7 @@ async def authenticate(services: Services, api_key: str | None, authorization: s
         parts = split_key(api_key)
         if parts is None:
             raise ProblemError(401, "malformed API key", headers=UNAUTHORIZED)
-        async with services.db.session() as session:
-            row = await session.get(ApiKey, parts[0])
-            if row is None or row.revoked_at is not None or not secret_matches(parts[1], row.secret_hash):
-                raise ProblemError(401, "unknown or revoked API key", headers=UNAUTHORIZED)
-            row.last_used_at = utc_now()
-            role: Role = "platform_admin" if row.tenant_id is None else row.role  # type: ignore[assignment]
-            return Principal(subject=f"key:{row.key_id}:{row.name}" if row.name else f"key:{row.key_id}", role=role,
-                             tenant_id=row.tenant_id, via="api_key")  # fmt: skip
+        return await _key_principal(services.db, services.access, *parts)
     if authorization and authorization.lower().startswith("bearer "):
         secret = services.settings.jwt_secret
         if secret is None:
@@ -68,6 +63,41 @@ async def authenticate(services: Services, api_key: str | None, authorization: s
     raise ProblemError(
         401, "credentials required: X-API-KEY header or Authorization: Bearer", headers=UNAUTHORIZED
     )
+
+
+async def _key_principal(db: Database, access: AccessCache, key_id: str, secret: str) -> Principal:
+    """The principal of an API key: from the database when not verified recently or when its
+    ``last_used_at`` is due (see ``app/auth/access.py``), else from the cache; the secret is
+    checked either way."""
+    known = access.key(key_id)
+    touch = access.due_for_touch(key_id)
+    if known is None or touch:
+        async with db.session() as session:
+            row = await session.get(ApiKey, key_id)
+            if row is None or row.revoked_at is not None or not secret_matches(secret, row.secret_hash):
+                raise ProblemError(401, "unknown or revoked API key", headers=UNAUTHORIZED)
+            if touch:
+                row.last_used_at = utc_now()
+            role: Role = "platform_admin" if row.tenant_id is None else row.role  # type: ignore[assignment]
+            subject = f"key:{row.key_id}:{row.name}" if row.name else f"key:{row.key_id}"
+            known = KnownKey(row.secret_hash, Principal(subject, role, row.tenant_id, via="api_key"))
+        access.remember_key(key_id, known)
+    elif not secret_matches(secret, known.secret_hash):
+        raise ProblemError(401, "unknown or revoked API key", headers=UNAUTHORIZED)
+    return known.principal
+
+
+async def active_tenant_name(services: Services, tenant_id: str) -> str | None:
+    """The tenant's name when it exists and is active (remembered for a few seconds), else None."""
+    name = services.access.tenant(tenant_id)
+    if name is None:
+        async with services.db.session() as session:
+            tenant = await session.get(Tenant, tenant_id)
+            if tenant is None or not tenant.active:
+                return None
+            name = tenant.name
+        services.access.remember_tenant(tenant_id, name)
+    return name
 
 
 async def current_principal(
@@ -112,12 +142,8 @@ def tenant_role(role: Role) -> Callable[..., Awaitable[Principal]]:
             raise ProblemError(
                 429, f"rate limit for tenant {tenantId} exceeded", headers={"Retry-After": retry_after(wait)}
             )
-        async with services.db.session() as session:
-            tenant = (
-                await session.execute(select(Tenant).where(Tenant.tenant_id == tenantId))
-            ).scalar_one_or_none()
-            if tenant is None or not tenant.active:
-                raise ProblemError(404, f"no tenant {tenantId}")
+        if await active_tenant_name(services, tenantId) is None:
+            raise ProblemError(404, f"no tenant {tenantId}")
         return principal
 
     return check

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Approval, ExceptionCase, ExceptionEvent, PlaybookState, ToolExecution
@@ -30,18 +30,23 @@ async def project(
     session: AsyncSession, case: ExceptionCase, result: dict[str, Any], values: dict[str, Any]
 ) -> None:
     audit: list[dict[str, Any]] = values.get("audit", [])
+    first_projection = case.events_synced == 0
     fresh = audit[case.events_synced :]
+    rows = []
     for offset, event in enumerate(fresh):
-        seq = case.events_synced + offset + 1
         actor = event.get("actor", {})
-        session.add(
-            ExceptionEvent(
-                tenant_id=case.tenant_id, exception_id=case.exception_id, seq=seq, type=event["type"],
-                stage=event["stage"], actor_type=actor.get("type", "agent"), actor_id=actor.get("id", "exops"),
-                at=_when(event.get("at")), pack_versions=event.get("packVersions", {}), data=event.get("data", {}),
-            )
+        rows.append(
+            {
+                "tenant_id": case.tenant_id, "exception_id": case.exception_id,
+                "seq": case.events_synced + offset + 1, "type": event["type"], "stage": event["stage"],
+                "actor_type": actor.get("type", "agent"), "actor_id": actor.get("id", "exops"),
+                "at": _when(event.get("at")), "pack_versions": event.get("packVersions", {}),
+                "data": event.get("data", {}),
+            }
         )  # fmt: skip
         await _side_tables(session, case, event)
+    if rows:  # one multi-row INSERT: a case adds about a dozen events per run
+        await session.execute(insert(ExceptionEvent), rows)
     case.events_synced = len(audit)
     exception = values.get("exception") or {}
     case.exception_type = result.get("exceptionType")
@@ -57,7 +62,7 @@ async def project(
     case.processing = "waiting" if result.get("pending") else "done"
     if case.status in FINAL and case.resolved_at is None:
         case.resolved_at = utc_now()
-    await _playbook_state(session, case, values)
+    await _playbook_state(session, case, values, exists=not first_projection)
 
 
 async def _side_tables(session: AsyncSession, case: ExceptionCase, event: dict[str, Any]) -> None:
@@ -93,11 +98,15 @@ async def _side_tables(session: AsyncSession, case: ExceptionCase, event: dict[s
         )  # fmt: skip
 
 
-async def _playbook_state(session: AsyncSession, case: ExceptionCase, values: dict[str, Any]) -> None:
+async def _playbook_state(
+    session: AsyncSession, case: ExceptionCase, values: dict[str, Any], *, exists: bool
+) -> None:
+    """Create or update the case's playbook row (``exists`` is False at the first projection: there is
+    nothing to look up yet)."""
     plan = values.get("plan")
     if plan is None:
         return
-    state = await session.get(PlaybookState, (case.tenant_id, case.exception_id))
+    state = await session.get(PlaybookState, (case.tenant_id, case.exception_id)) if exists else None
     if state is None:
         state = PlaybookState(tenant_id=case.tenant_id, exception_id=case.exception_id, steps=[])
         session.add(state)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from app.api.problems import FieldProblem, ProblemError
 from app.cases.projection import project
@@ -25,6 +25,7 @@ from app.db.session import Database
 from app.db.types import utc_now
 from app.runtime import ConfigurationError, Runtime
 from graph.inputs import RawException, with_exception_id
+from graph.results import CaseOutcome
 from graph.runner import CaseRunner, InvalidAnswer, NothingPending
 
 log = logging.getLogger("exops.cases")
@@ -41,6 +42,10 @@ class CaseService:
             weakref.WeakValueDictionary()
         )
         self._workers: list[asyncio.Task[None]] = []
+        new_case = db.insert_new_only(ExceptionCase)
+        self._store_case = new_case.execution_options(preserve_rowcount=True)
+        self._store_cases = new_case.returning(ExceptionCase.exception_id)
+        self._store_run = insert(Run)
         self.idle = asyncio.Event()
         self.idle.set()
         self._busy = 0
@@ -70,28 +75,35 @@ class CaseService:
                 if earlier is not None:
                     return list(earlier.exception_ids), False
             ids: list[str] = []
-            new: list[str] = []
+            rows: dict[str, dict[str, Any]] = {}
             run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
+            now = utc_now()
             for item in items:
                 item = with_exception_id(item)
                 assert item.exceptionId is not None
                 ids.append(item.exceptionId)
-                if (
-                    await session.get(ExceptionCase, (tenant_id, item.exceptionId)) is not None
-                    or item.exceptionId in new
-                ):
-                    continue  # the same exception again: accepted once, processed once
-                raw = item.model_dump(mode="json", exclude_none=True)
-                session.add(
-                    ExceptionCase(
-                        tenant_id=tenant_id, exception_id=item.exceptionId, source_system=item.sourceSystem,
-                        reported_type=item.exceptionType, severity=item.severity, raw=raw, processing="accepted",
-                        idempotency_key=idempotency_key, run_id=run_id, status="OPEN",
-                    )
-                )  # fmt: skip
-                new.append(item.exceptionId)
-            session.add(Run(run_id=run_id, tenant_id=tenant_id, kind="ingest", exception_count=len(ids),
-                            idempotency_key=idempotency_key, exception_ids=ids, created_by=actor))  # fmt: skip
+                rows.setdefault(item.exceptionId, {
+                    "tenant_id": tenant_id, "exception_id": item.exceptionId, "source_system": item.sourceSystem,
+                    "reported_type": item.exceptionType, "severity": item.severity,
+                    "raw": item.model_dump(mode="json", exclude_none=True), "processing": "accepted",
+                    "idempotency_key": idempotency_key, "run_id": run_id, "status": "OPEN", "events_synced": 0,
+                    "received_at": now, "updated_at": now,
+                })  # fmt: skip
+            # Core statements built once (compiled once): an exception already stored (sent again) is
+            # skipped by the database, and RETURNING says which are new: accepted once, processed once.
+            connection = await session.connection()
+            if len(rows) == 1:  # the usual request: the row count says whether it was new
+                stored = await connection.execute(self._store_case, next(iter(rows.values())))
+                new = list(rows) if stored.rowcount == 1 else []
+            else:
+                stored = await connection.execute(self._store_cases, list(rows.values()))
+                fresh = set(stored.scalars())
+                new = [exception_id for exception_id in rows if exception_id in fresh]
+            await connection.execute(
+                self._store_run,
+                {"run_id": run_id, "tenant_id": tenant_id, "kind": "ingest", "exception_count": len(ids),
+                 "idempotency_key": idempotency_key, "exception_ids": ids, "created_by": actor, "created_at": now},
+            )  # fmt: skip
         for exception_id in new:
             self.enqueue(tenant_id, exception_id)
         return ids, bool(new)
@@ -133,29 +145,34 @@ class CaseService:
     async def process(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
         async with self.lock(tenant_id, exception_id):
             async with self.db.session() as session:
-                case = await session.get(ExceptionCase, (tenant_id, exception_id))
-                if case is None:
+                found = (
+                    await session.execute(
+                        update(ExceptionCase)
+                        .where(
+                            ExceptionCase.tenant_id == tenant_id, ExceptionCase.exception_id == exception_id
+                        )
+                        .values(processing="running")
+                        .returning(ExceptionCase.raw, ExceptionCase.run_id)
+                    )
+                ).one_or_none()
+                if found is None:
                     raise LookupError(f"no case {tenant_id}/{exception_id}")
-                case.processing = "running"
-                raw = RawException.model_validate(case.raw)
+                raw = RawException.model_validate(found.raw)
             try:
-                ctx = self.runtime.context(tenant_id, run_id=case.run_id or "api")
+                ctx = self.runtime.context(tenant_id, run_id=found.run_id or "api")
             except ConfigurationError as exc:  # the tenant's packs went away: say so on the case, keep it
                 await self._mark_blocked(tenant_id, exception_id, str(exc))
                 raise
-            result = await self.runner.start(ctx, raw)
-            return await self.record_result(tenant_id, exception_id, result)
+            outcome = await self.runner.run(ctx, raw)
+            return await self.record_result(tenant_id, exception_id, outcome)
 
-    async def record_result(
-        self, tenant_id: str, exception_id: str, result: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def record_result(self, tenant_id: str, exception_id: str, outcome: CaseOutcome) -> dict[str, Any]:
         """Write what the graph decided for a case into the system of record (see projection)."""
-        values = await self.runner.values(tenant_id, exception_id)
         async with self.db.session() as session:
             case = await session.get(ExceptionCase, (tenant_id, exception_id))
             assert case is not None
-            await project(session, case, result, values)
-        return result
+            await project(session, case, outcome.result, outcome.values)
+        return outcome.result
 
     async def _mark_blocked(self, tenant_id: str, exception_id: str, reason: str) -> None:
         async with self.db.session() as session:
@@ -262,7 +279,7 @@ class CaseService:
         async with self.lock(tenant_id, exception_id):
             try:
                 ctx = self.runtime.context(tenant_id)
-                result = await self.runner.resume(ctx, exception_id, answer, expect=expect)
+                outcome = await self.runner.answer(ctx, exception_id, answer, expect=expect)
             except NothingPending as exc:
                 raise ProblemError(409, str(exc)) from None
             except InvalidAnswer as exc:
@@ -273,7 +290,7 @@ class CaseService:
                 raise ProblemError(422, str(exc), errors=errors) from None
             except ConfigurationError as exc:
                 raise ProblemError(409, str(exc)) from None
-            return await self.record_result(tenant_id, exception_id, result)
+            return await self.record_result(tenant_id, exception_id, outcome)
 
     async def sweep_deadlines(self, now: datetime | None = None) -> list[str]:
         """Expire approvals past their deadline: the case escalates on its own."""

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Insert, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -70,6 +72,12 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    def insert_new_only(self, model: type[Any]) -> Insert:
+        """``INSERT ... ON CONFLICT DO NOTHING`` in this database's dialect: rows whose key is already
+        stored are skipped, not an error (add ``.returning(...)`` to learn which were inserted)."""
+        construct = sqlite_insert if is_sqlite(self.url) else postgresql_insert
+        return construct(model).on_conflict_do_nothing()
 
     async def close(self) -> None:
         await self.engine.dispose()

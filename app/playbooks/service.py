@@ -188,7 +188,7 @@ async def recalculate(
         payload: dict[str, Any] | None = None
         try:
             await _apply(runner, ctx, exception_id, update_state)
-            await cases.record_result(tenant_id, exception_id, await runner.result(tenant_id, exception_id))
+            await cases.record_result(tenant_id, exception_id, await runner.outcome(tenant_id, exception_id))
             payload = request
         finally:
             await cases.release_approval(tenant_id, request["approvalId"], payload=payload)

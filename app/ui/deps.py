@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
 
-from app.api.deps import Services, ServicesDep
+from app.api.deps import Services, ServicesDep, active_tenant_name
 from app.auth.principal import Principal, Role
-from app.db.models import ApiKey, Tenant
+from app.db.models import ApiKey
 from app.ui.session import COOKIE, UiSession, csrf_matches, decode
 
 
@@ -88,9 +88,8 @@ def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
             raise UiError(403, f"you are signed in for {principal.tenant_id}, not {tenantId}")
         if not principal.has(role):
             raise UiError(403, f"role {principal.role} may not do this; {role} or above is needed")
-        async with services.db.session() as db:
-            tenant = await db.get(Tenant, tenantId)
-        if tenant is None or not tenant.active:
+        tenant_name = await active_tenant_name(services, tenantId)
+        if tenant_name is None:
             raise UiError(404, f"no tenant {tenantId}")
         policy = services.store.tenants.get(tenantId)
         domain = None
@@ -99,7 +98,7 @@ def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
                 domain = services.store.domain_of(policy)
             except LookupError:
                 domain = None
-        return Page(session=session, services=services, tenant_id=tenantId, tenant_name=tenant.name,
+        return Page(session=session, services=services, tenant_id=tenantId, tenant_name=tenant_name,
                     domain_name=domain.domainName if domain else None,
                     domain_version=domain.version if domain else None)  # fmt: skip
 

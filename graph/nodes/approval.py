@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graph.context import RunContext
-from graph.inputs import ApprovalAnswer
+from graph.inputs import APPROVAL_RESUME, ApprovalAnswer
 from graph.plans import approve, plan_from_steps, tool_problems
 from graph.records import actor, audit_event, decision_update, evidence
 from graph.state import CaseState
@@ -28,7 +28,7 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
     request = dict(state["approvalRequest"] or {})
     request.setdefault("comments", [])
     request.setdefault("refusals", [])
-    answer: ApprovalAnswer = interrupt(request, response_schema=ApprovalAnswer)
+    answer: ApprovalAnswer = interrupt(request, response_schema=APPROVAL_RESUME)
     who = actor(answer.actorType, answer.actor)
     if answer.decision == "comment":
         note = {"actor": answer.actor, "comment": answer.comment, "at": ctx.now_iso()}

@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graph.context import RunContext
-from graph.inputs import ManualStepAnswer
+from graph.inputs import MANUAL_STEP_RESUME, ManualStepAnswer
 from graph.records import actor, audit_event, decision_update, evidence
 from graph.state import CaseState
 
@@ -34,7 +34,7 @@ async def human_step(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
         "reason": item["reason"],
         "allowedActions": ["complete", "skip"],
     }
-    answer: ManualStepAnswer = interrupt(request, response_schema=ManualStepAnswer)
+    answer: ManualStepAnswer = interrupt(request, response_schema=MANUAL_STEP_RESUME)
     who = actor("human", answer.actor)
     item["status"] = "SUCCESS" if answer.action == "complete" else "SKIPPED"
     item["completedBy"] = answer.actor
