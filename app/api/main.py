@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -102,6 +103,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
         stop_watch = registry.start_watching(on_change)
         stack.callback(stop_watch.set)
+        # Everything loaded so far (modules, packs, the compiled graph: ~300k objects) lives as long
+        # as the process. Frozen, it is left out of the collector's full passes, which otherwise
+        # walk it all (~0.2 s each, a pause for every request in flight). Unfrozen at shutdown, so a
+        # process that opens the services again (the tests) can still collect what it dropped.
+        gc.freeze()
+        stack.callback(gc.unfreeze)
         yield services
 
 
