@@ -181,11 +181,14 @@ def test_access_cache_forgets_keys_and_tenants_after_their_ttl_and_on_revoke() -
     cache.remember_key("k1", known)
     cache.forget_key("k1")
     assert cache.key("k1") is None
-    assert cache.due_for_touch("k1") and not cache.due_for_touch("k1")
+    assert cache.touch_due("k1")
+    cache.touched("k1")
+    assert not cache.touch_due("k1")
     clock.now += 59.9
-    assert not cache.due_for_touch("k1")
+    assert not cache.touch_due("k1")
     clock.now += 0.1
-    assert cache.due_for_touch("k1") and cache.due_for_touch("k2")
+    assert cache.touch_due("k1") and cache.touch_due("k2")
+    assert "k2" not in cache._touched  # asking records nothing: made-up key ids leave no trace
 
 
 async def test_last_used_is_written_at_most_once_a_minute_and_the_secret_is_checked_every_time(
@@ -211,7 +214,10 @@ async def test_last_used_is_written_at_most_once_a_minute_and_the_secret_is_chec
     clock.now += 30
     assert (await get(key)).status_code == 200
     assert await last_used() == first
-    assert (await get(key[:-3] + "abc")).status_code == 401  # a cached key still needs its secret
+    assert (await get(key[:-3] + "abc")).status_code == 401  # a remembered key still needs its secret
+    made_up = f"exo_{'0' * 12}_whatever"
+    assert (await get(made_up)).status_code == 401
+    assert "0" * 12 not in api.services.access._touched
     clock.now += 31
     assert (await get(key)).status_code == 200
     later = await last_used()

@@ -70,7 +70,9 @@ async def _key_principal(db: Database, access: AccessCache, key_id: str, secret:
     ``last_used_at`` is due (see ``app/auth/access.py``), else from the cache; the secret is
     checked either way."""
     known = access.key(key_id)
-    touch = access.due_for_touch(key_id)
+    if known is not None and not secret_matches(secret, known.secret_hash):
+        raise ProblemError(401, "unknown or revoked API key", headers=UNAUTHORIZED)
+    touch = access.touch_due(key_id)
     if known is None or touch:
         async with db.session() as session:
             row = await session.get(ApiKey, key_id)
@@ -82,8 +84,8 @@ async def _key_principal(db: Database, access: AccessCache, key_id: str, secret:
             subject = f"key:{row.key_id}:{row.name}" if row.name else f"key:{row.key_id}"
             known = KnownKey(row.secret_hash, Principal(subject, role, row.tenant_id, via="api_key"))
         access.remember_key(key_id, known)
-    elif not secret_matches(secret, known.secret_hash):
-        raise ProblemError(401, "unknown or revoked API key", headers=UNAUTHORIZED)
+        if touch:
+            access.touched(key_id)
     return known.principal
 
 

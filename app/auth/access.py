@@ -57,13 +57,14 @@ class AccessCache:
         """The key was revoked: the next request with it reads the database again."""
         self._keys.pop(key_id, None)
 
-    def due_for_touch(self, key_id: str) -> bool:
-        """Whether ``last_used_at`` should be written now; saying yes counts as writing it."""
-        now = self.clock()
-        if now - self._touched.get(key_id, float("-inf")) < self.touch_every:
-            return False
-        self._touched[key_id] = now
-        return True
+    def touch_due(self, key_id: str) -> bool:
+        """Whether the key's ``last_used_at`` is older than ``touch_every`` (or unknown here)."""
+        return self.clock() - self._touched.get(key_id, float("-inf")) >= self.touch_every
+
+    def touched(self, key_id: str) -> None:
+        """``last_used_at`` of this verified key was just written. Only verified keys are recorded, so
+        requests with made-up key ids cannot grow this map."""
+        self._touched[key_id] = self.clock()
 
     def tenant(self, tenant_id: str) -> str | None:
         """The name of a tenant found active less than ``ttl`` seconds ago, if it was."""
