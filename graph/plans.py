@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graph.context import RunContext
+from graph.steps import template_values
 from packs.guardrails import effective_guardrails
 from packs.plan import PlannedStep, plan_playbook
-from packs.playbook import Playbook, PlaybookStep
+from packs.playbook import ManualStep, Playbook, PlaybookStep
+from tools.templating import TemplateRenderError, render_value
 
 
 def find_playbook(ctx: RunContext, playbook_id: str | None) -> Playbook | None:
@@ -19,8 +21,8 @@ def find_playbook(ctx: RunContext, playbook_id: str | None) -> Playbook | None:
     )
 
 
-def entry(planned: PlannedStep) -> dict[str, Any]:
-    return {
+def entry(planned: PlannedStep, values: Mapping[str, Any]) -> dict[str, Any]:
+    item = {
         "order": planned.order,
         "type": planned.step.type,
         "name": planned.step.name,
@@ -29,19 +31,35 @@ def entry(planned: PlannedStep) -> dict[str, Any]:
         "status": "PENDING",
         "step": planned.step.model_dump(mode="json", exclude_none=True),
     }
+    if isinstance(planned.step, ManualStep):
+        item["instructions"] = shown_instructions(planned.step.instructions, values)
+    return item
 
 
-def build_plan(ctx: RunContext, playbook: Playbook) -> list[dict[str, Any]]:
+def shown_instructions(text: str, values: Mapping[str, Any]) -> str:
+    """A manual step's instructions with their placeholders filled from the case, as the person reads
+    them. A placeholder naming a value the case does not have stays as written: the person can still
+    look it up, and a manual step must not fail for want of a hint."""
+    try:
+        return str(render_value(text, values, "instructions"))
+    except TemplateRenderError:
+        return text
+
+
+def build_plan(ctx: RunContext, playbook: Playbook, exception: Mapping[str, Any]) -> list[dict[str, Any]]:
     rails = effective_guardrails(ctx.domain.guardrails, ctx.tenant.guardrailOverrides)
-    return [entry(planned) for planned in plan_playbook(playbook, ctx.domain, ctx.tenant, rails)]
+    values = template_values(ctx, dict(exception))
+    return [entry(planned, values) for planned in plan_playbook(playbook, ctx.domain, ctx.tenant, rails)]
 
 
 def plan_from_steps(
-    ctx: RunContext, steps: Sequence[PlaybookStep], *, name: str, applies_to: str
+    ctx: RunContext, steps: Sequence[PlaybookStep], exception: Mapping[str, Any], *, name: str
 ) -> list[dict[str, Any]]:
     """A plan for steps a person wrote (an edited plan), checked like a playbook's."""
-    playbook = Playbook(id="EDITED", name=name, appliesTo=[applies_to], steps=list(steps), approved=False)
-    return build_plan(ctx, playbook)
+    playbook = Playbook(
+        id="EDITED", name=name, appliesTo=[exception["exceptionType"]], steps=list(steps), approved=False
+    )
+    return build_plan(ctx, playbook, exception)
 
 
 def approve(plan: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

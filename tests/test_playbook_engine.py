@@ -165,6 +165,34 @@ class TestPlaceholders:
                             rawPayload={"amount": 12.5})  # fmt: skip
         assert result.outcome == "SUCCESS" and result.arguments == {"tradeId": "x", "amount": 12.5}
 
+    def test_manual_instructions_are_shown_filled_from_the_case(self) -> None:
+        def add_manual(domain: dict[str, Any]) -> None:
+            domain["playbooks"][0]["steps"].insert(0, {
+                "type": "manual", "name": "Call the desk",
+                "instructions": "Ask {{ tenant.tenantId }} about {{ exception.rawPayload.tradeId }}.",
+            })  # fmt: skip
+            domain["playbooks"][0]["steps"].insert(1, {
+                "type": "manual", "name": "Check", "instructions": "Look up {{ exception.rawPayload.nothing }}.",
+            })  # fmt: skip
+
+        ctx = context(*mini_packs(domain_edit=add_manual))
+        playbook = find_playbook(ctx, "PB_RETRY")
+        assert playbook is not None
+        exception = {
+            "exceptionId": "E-1",
+            "exceptionType": "SETTLEMENT_FAIL",
+            "rawPayload": {"tradeId": "T-42"},
+        }
+        plan = build_plan(ctx, playbook, exception)
+        assert plan[0]["instructions"] == f"Ask {ctx.tenant.tenantId} about T-42."
+        assert plan[0]["step"]["instructions"].startswith(
+            "Ask {{ tenant.tenantId }}"
+        )  # the definition as written
+        assert (
+            plan[1]["instructions"] == "Look up {{ exception.rawPayload.nothing }}."
+        )  # no value: as written
+        assert all("instructions" not in item for item in plan[2:])
+
 
 class TestExecution:
     async def test_rollback_runs_with_its_own_arguments_then_escalates(self) -> None:
@@ -216,7 +244,8 @@ class TestExecution:
         ctx = context(*mini_packs(domain_edit=read_first, tenant_edit=approve_writes))
         playbook = find_playbook(ctx, "PB_RETRY")
         assert playbook is not None
-        assert [(s["name"], s["disposition"]) for s in build_plan(ctx, playbook)] == [
+        exception = {"exceptionId": "E-1", "exceptionType": "SETTLEMENT_FAIL", "rawPayload": {}}
+        assert [(s["name"], s["disposition"]) for s in build_plan(ctx, playbook, exception)] == [
             ("Read", "auto"), ("Retry", "needs_approval"), ("Close", "auto")]  # fmt: skip
         state = await through(ctx, "SETTLEMENT_FAIL", intake, triage, policy, supervisor, resolution, supervisor,
                               tradeId="T-9", amount=10)  # fmt: skip

@@ -246,6 +246,7 @@ async def test_approving_through_the_form(api: Api) -> None:
     assert "Run playbook regulatory-report-correct-resubmit" in html
     assert "requireHumanApprovalFor lists REGULATORY_REPORT_REJECTED" in html
     assert "- name: Assign to regulatory reporting" in html  # the plan as YAML, ready to edit
+    assert "<p>Look up EMIR-VR-0043 in the repository" in html  # manual instructions filled from the case
     digest = re.search(r'name="plan_digest" value="([0-9a-f]{16})"', html)
     assert digest
     response = await post_form(api, f"{LIST}/GLX-1003/approvals/APR-GLX-1003-1/decide",

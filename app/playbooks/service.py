@@ -55,6 +55,7 @@ def step_views(values: dict[str, Any]) -> list[dict[str, Any]]:
                 "disposition": item["disposition"], "reason": item.get("reason"), "status": status,
                 "completedBy": item.get("completedBy") or who.get("id"), "actorType": who.get("type"),
                 "completedAt": (event or {}).get("at"), "notes": item.get("notes"), "definition": item.get("step", {}),
+                "instructions": item.get("instructions") or item.get("step", {}).get("instructions"),
             }
         )  # fmt: skip
     return steps
@@ -125,7 +126,7 @@ def _replanned(ctx: RunContext, values: dict[str, Any], new: dict[str, Any], who
     """The state update that swaps in the new decision, playbook and plan, and re-asks the approval."""
     approved = new["actionability"] == "ACTIONABLE_APPROVED_PROCESS"
     playbook = find_playbook(ctx, new["selectedPlaybookId"] if approved else new["recommendedPlaybookId"])
-    plan = build_plan(ctx, playbook) if playbook is not None else []
+    plan = build_plan(ctx, playbook, values["exception"]) if playbook is not None else []
     old = values["policy"]
     data = {"actor": who, "previous": {k: old.get(k) for k in ("actionability", "selectedPlaybookId", "recommendedPlaybookId")},
             "current": {k: new[k] for k in ("actionability", "selectedPlaybookId", "recommendedPlaybookId")},

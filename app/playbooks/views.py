@@ -48,6 +48,11 @@ class StepView(BaseModel):
     completedAt: str | None
     notes: str | None
     definition: dict[str, Any] = Field(description="The step as the playbook defines it")
+    instructions: str | None = Field(
+        default=None,
+        description="A manual step's instructions with placeholders filled from the case (as written "
+        "where the case lacks a value); None for other steps",
+    )
 
 
 class Candidate(BaseModel):

@@ -67,10 +67,7 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
     if answer.decision in ("approve", "edit"):
         plan = state.get("plan", [])
         if answer.editedPlan is not None:
-            applies_to = state["exception"]["exceptionType"]
-            plan = plan_from_steps(
-                ctx, answer.editedPlan, name="Plan edited at approval", applies_to=applies_to
-            )
+            plan = plan_from_steps(ctx, answer.editedPlan, state["exception"], name="Plan edited at approval")
             record["editedPlan"] = [
                 step.model_dump(mode="json", exclude_none=True) for step in answer.editedPlan
             ]

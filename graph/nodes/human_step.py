@@ -31,6 +31,7 @@ async def human_step(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
         "order": item["order"],
         "name": item["name"],
         "step": item["step"],
+        "instructions": item.get("instructions"),
         "reason": item["reason"],
         "allowedActions": ["complete", "skip"],
     }

@@ -64,7 +64,7 @@ async def resolution(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
             decision = "DRAFT_READY"
         else:
             decision = "RECOMMENDATION_ONLY" if playbook is not None else "NO_PLAN"
-    plan = build_plan(ctx, playbook) if playbook is not None else []
+    plan = build_plan(ctx, playbook, state["exception"]) if playbook is not None else []
     for item in plan:
         facts.append(
             evidence(
