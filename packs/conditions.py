@@ -86,9 +86,10 @@ class ConditionFacts:
     """The variables of one case, converted to CEL once for every condition evaluated against them.
 
     Converting a case to CEL values costs about a hundred times more than evaluating a condition on
-    it, and a case meets some thirty conditions on its way (severity, detection, routing, playbook
-    matches), so the nodes build one of these per case and share it. A case holding a value CEL
-    cannot represent matches nothing, exactly as if every evaluation had failed on it.
+    it, and a case meets some thirty conditions on its way, so each decision (severity rules,
+    detection rules, routing rules, playbook matches) converts the case once and evaluates all its
+    conditions against that. A case holding a value CEL cannot represent matches nothing, exactly
+    as if every evaluation had failed on it.
     """
 
     __slots__ = ("_context",)
