@@ -138,3 +138,12 @@ async def test_a_batch_repeating_stored_and_its_own_exceptions_processes_each_on
     assert resent.json() == {"exceptionIds": ["GLX-1002", "GLX-1001"]}
     listed = (await api.client.get("/exceptions/globex-markets", headers=api.as_("viewer"))).json()
     assert listed["total"] == 2
+
+
+async def test_cases_without_a_type_sort_last_both_ways(api: Api) -> None:
+    await api.post_and_settle("globex-markets", EXAMPLES[:2] + [{"exceptionId": "NO-TYPE", "rawPayload": {}}])
+    get = lambda q: api.client.get(f"/exceptions/globex-markets?{q}", headers=api.as_("viewer"))  # noqa: E731
+    for sort in ("exceptionType", "-exceptionType"):
+        items = (await get(f"sort={sort}")).json()["items"]
+        assert [i["exceptionId"] for i in items][-1] == "NO-TYPE", sort
+        assert items[-1]["exceptionType"] is None and all(i["exceptionType"] for i in items[:-1])

@@ -75,7 +75,9 @@ async def page(
     descending = sort.startswith("-")
     column = SORTS[sort.lstrip("-")]
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    ordered = query.order_by(column.desc() if descending else column.asc(), ExceptionCase.exception_id)
+    # Cases without a value (no type yet) come last either way, on SQLite as on PostgreSQL.
+    direction = column.desc() if descending else column.asc()
+    ordered = query.order_by(direction.nulls_last(), ExceptionCase.exception_id)
     rows = list((await session.execute(ordered.limit(limit).offset(offset))).scalars().all())
     sub = query.subquery()
     counts = await session.execute(select(sub.c.status, func.count()).group_by(sub.c.status))
