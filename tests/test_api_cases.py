@@ -141,7 +141,7 @@ async def test_a_batch_repeating_stored_and_its_own_exceptions_processes_each_on
 
 
 async def test_cases_without_a_type_sort_last_both_ways(api: Api) -> None:
-    await api.post_and_settle("globex-markets", EXAMPLES[:2] + [{"exceptionId": "NO-TYPE", "rawPayload": {}}])
+    await api.post_and_settle("globex-markets", [*EXAMPLES[:2], {"exceptionId": "NO-TYPE", "rawPayload": {}}])
     get = lambda q: api.client.get(f"/exceptions/globex-markets?{q}", headers=api.as_("viewer"))  # noqa: E731
     for sort in ("exceptionType", "-exceptionType"):
         items = (await get(f"sort={sort}")).json()["items"]
