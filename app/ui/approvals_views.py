@@ -1,9 +1,11 @@
 """UI pages: the approval queue, and deciding an approval straight from it.
 
 The queue lists the tenant's waiting approvals (the ``approvals`` table the API lists), soonest deadline
-first. The plan shown in a row is the one the case's graph waits on right now (``runner.pending``), and
-its digest travels with the row's form: if a recalculation swapped the plan in the meantime, the
-decision is refused (``actions.decide_approval``) and the person reviews the new plan first.
+first. The plan shown in a row is the approval's own record of the request, which a recalculation
+rewrites while it holds the approval, so the page reads no graph state. The plan's digest travels
+with the row's form, and a decision checks it against what the case's graph waits on at that moment
+(``actions.decide_approval``): if the plan changed in the meantime, the decision is refused and the
+person reviews the new plan first.
 """
 
 from __future__ import annotations
@@ -56,11 +58,6 @@ class QueueRow:
     overdue: bool
     deadline_text: str
 
-    @property
-    def waits_for_decision(self) -> bool:
-        """A form is offered only while the graph really waits on this approval."""
-        return self.status == "PENDING" and self.digest is not None
-
 
 def breakable(text: str | None) -> Markup:
     """A long type name (``REGULATORY_REPORT_REJECTED``) that may wrap after each underscore on a
@@ -101,15 +98,10 @@ def _order(sort: str) -> list[ColumnElement[Any]]:
     return [Approval.deadline.asc(), Approval.approval_id.asc()]
 
 
-async def _row(page: Page, approval: Approval, now: datetime) -> QueueRow:
+def _row(approval: Approval, now: datetime) -> QueueRow:
     payload = approval.payload or {}
     plan: list[dict[str, Any]] = list(payload.get("plan") or [])
-    digest = None
-    if approval.status == "PENDING":
-        pending = await page.services.runner.pending(page.tenant_id, approval.exception_id)
-        if pending and pending.get("approvalId") == approval.approval_id:
-            plan = list(pending.get("plan") or [])
-            digest = plan_digest(pending.get("plan"))
+    digest = plan_digest(plan) if approval.status == "PENDING" else None
     return QueueRow(
         approval_id=approval.approval_id, exception_id=approval.exception_id,
         exception_type=payload.get("exceptionType"), severity=approval.severity, status=approval.status,
@@ -156,7 +148,7 @@ async def approvals(
                 .scalars()
                 .all()
             )
-    queue = [await _row(page, row, now) for row in rows]
+    queue = [_row(row, now) for row in rows]
     return render(
         request, "approvals.html", page, active="approvals", queue=queue, recent=recent, total=total,
         offset=offset, page_size=PAGE_SIZE, severities=SEVERITIES, sorts=SORTS, severity=chosen_severity,
