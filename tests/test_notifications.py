@@ -4,6 +4,7 @@ by a fake sleep, and webhook URLs (secrets) never showing up in what is recorded
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 import socket
 from collections.abc import Iterator
@@ -468,6 +469,22 @@ async def test_a_webhook_whose_secret_is_not_set_fails_without_attempts() -> Non
         attempts=0,
         error=f"webhook URL secret 'ACME_TEAMS_OPS_WEBHOOK' is not set in {NAMESPACE}",
     )
+
+
+async def test_the_webhook_url_stays_out_of_the_http_clients_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(SLACK_URL).mock(return_value=httpx.Response(200))
+        mock.get("https://other.example/x").mock(return_value=httpx.Response(200))
+        await post_webhook(SLACK_URL, {"text": "hi"}, outbound=OutboundPolicy(resolver=FakeResolver()),
+                           timeout_seconds=1.0)  # fmt: skip
+        async with httpx.AsyncClient() as client:
+            await client.get("https://other.example/x")
+    logged = [record.getMessage() for record in caplog.records if record.name == "httpx"]
+    assert logged == [
+        'HTTP Request: POST https://hooks.slack.example/*** "HTTP/1.1 200 OK"',
+        'HTTP Request: GET https://other.example/x "HTTP/1.1 200 OK"',  # other requests untouched
+    ]
 
 
 async def test_post_webhook_reports_status_and_retryability() -> None:
