@@ -170,6 +170,19 @@ def test_a_malformed_setting_is_refused_without_showing_it(raw: str) -> None:
     assert "v-secret" not in str(refused.value)
 
 
+def test_only_the_runtime_opens_a_scope() -> None:
+    """Who may read which namespace is decided in one place (app/runtime.py, from the pack's owner);
+    nothing else reaches into the secret map, which is private to app/secrets.py."""
+    root = Path(__file__).parent.parent
+    found = {
+        str(path.relative_to(root))
+        for package in ("app", "graph", "tools", "packs", "prompts", "evals")
+        for path in (root / package).rglob("*.py")
+        if ".scope(" in (text := path.read_text()) or "_SecretBook__" in text
+    }
+    assert found == {"app/runtime.py"}
+
+
 def test_settings_expose_no_flat_lookup() -> None:
     settings = Settings(secrets=SECRETS)
     assert not hasattr(settings, "secret")
