@@ -8,11 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import packs
 from app.secrets import SecretBook
+from packs.addresses import address_refusal, literal_address, parse_networks, static_url_refusal
 
 SAMPLE_PACKS_DIR = Path(packs.__file__).parent / "samples"
 
@@ -119,6 +120,22 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP network such as 10.0.0.0/8") from None
         return value
+
+    @model_validator(mode="after")
+    def _endpoints_pass_the_outbound_policy(self) -> Settings:
+        """The operator's own endpoints obey the outbound policy too: one that could only ever be
+        refused (a loopback LLM server not allowed in EXOPS_OUTBOUND_ALLOWED_NETWORKS) stops the
+        start, instead of failing every call later."""
+        networks = parse_networks(self.outbound_allowed_networks)
+        if self.llm_base_url and (reason := static_url_refusal(self.llm_base_url, networks)):
+            raise ValueError(f"EXOPS_LLM_BASE_URL is refused by the outbound policy: {reason}")
+        address = literal_address(self.smtp_host) if self.smtp_host else None
+        if address is not None and (reason := address_refusal(address, networks)):
+            raise ValueError(
+                f"EXOPS_SMTP_HOST is refused by the outbound policy: {reason} "
+                "(allow its network in EXOPS_OUTBOUND_ALLOWED_NETWORKS if this is intended)"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

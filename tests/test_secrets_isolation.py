@@ -203,6 +203,16 @@ def test_the_operators_llm_key_goes_only_to_the_operators_endpoint() -> None:
     assert elsewhere.api_key == "unused"
 
 
+@pytest.mark.parametrize(
+    ("setting", "value"), [("llm_base_url", "http://127.0.0.1:8080/v1"), ("smtp_host", "10.0.0.25")]
+)
+def test_operator_endpoints_obey_the_policy_too(setting: str, value: str) -> None:
+    with pytest.raises(ValueError, match="refused by the outbound policy"):
+        Settings(**{setting: value})
+    allowed = Settings(**{setting: value, "outbound_allowed_networks": ["127.0.0.1/32", "10.0.0.0/8"]})
+    assert getattr(allowed, setting) == value
+
+
 # --- static endpoint checks (packs, no I/O) ---------------------------------------------------
 
 
