@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from app.secrets import SecretScope
 from app.settings import Settings
 from graph.context import RunContext
 from graph.llm import LlmClient, LlmConfig
@@ -18,27 +19,47 @@ from tools.notifications.email import SmtpConfig
 from tools.notifications.model import Notifier
 from tools.notifications.notifier import DeliveringNotifier, RecordingNotifier
 from tools.outbound import OutboundPolicy, parse_networks
+from tools.secrets import SecretMissing
 
 ToolMode = Literal["dry-run", "live"]
+Owner = Literal["platform", "tenant"]
+"""Who stored (or gave) a domain pack: its tools' secrets resolve in that owner's namespaces."""
 
 
 class ConfigurationError(ValueError):
     """Settings and packs disagree (a secret a pack names is not set, an unknown tenant...)."""
 
 
+class SecretRefError(ConfigurationError):
+    """A pack names a secret its owner's namespace does not hold; ``field`` is the pack path."""
+
+    def __init__(self, field: str, missing: SecretMissing) -> None:
+        super().__init__(f"{field}: {missing}")
+        self.field = field
+        self.missing = missing
+
+
 def llm_config_for(settings: Settings, tenant: TenantPolicyPack) -> LlmConfig | None:
-    """The tenant's LLM settings over the global ones; None when no LLM is configured (a normal mode)."""
+    """The tenant's LLM settings over the global ones; None when no LLM is configured (a normal mode).
+
+    ``apiKeyRef`` resolves in the tenant's own namespace only. The operator's key
+    (``EXOPS_LLM_API_KEY``) goes only to the operator's endpoint: a tenant that names its own
+    ``baseUrl`` brings its own key or none."""
     own = tenant.llm
     if own is not None and not own.enabled:
         return None
+    secrets = settings.secrets.scope(tenant.tenantId, platform=False)
+    tenant_endpoint = bool(own and own.baseUrl)
     base_url = own.baseUrl if own and own.baseUrl else settings.llm_base_url
     model = own.model if own and own.model else settings.llm_model
+    key: str | None
     if own is not None and own.apiKeyRef:
-        key = settings.secret(own.apiKeyRef)
-        if key is None:
-            raise ConfigurationError(
-                f"tenant {tenant.tenantId}: llm.apiKeyRef {own.apiKeyRef!r} is not in EXOPS_SECRETS"
-            )
+        try:
+            key = secrets(own.apiKeyRef)
+        except SecretMissing as exc:
+            raise SecretRefError("$.llm.apiKeyRef", exc) from None
+    elif tenant_endpoint:
+        key = None
     else:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
     if not model or not (base_url or key):
@@ -48,21 +69,14 @@ def llm_config_for(settings: Settings, tenant: TenantPolicyPack) -> LlmConfig | 
                      timeout_seconds=settings.llm_timeout_seconds, temperature=temperature)  # fmt: skip
 
 
-def notifier_for(settings: Settings, outbound: OutboundPolicy) -> Notifier:
-    """Record-only unless the operator asked for delivery (``EXOPS_NOTIFICATIONS=send``)."""
-    if settings.notifications == "record":
-        return RecordingNotifier(default_from=settings.smtp_from)
-    smtp = None
-    if settings.smtp_host:
-        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-        smtp = SmtpConfig(
-            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
-            password=password, security=settings.smtp_security,
-            timeout_seconds=settings.smtp_timeout_seconds, default_from=settings.smtp_from,
-        )  # fmt: skip
-    return DeliveringNotifier(
-        settings.secret, smtp=smtp, outbound=outbound, retries=settings.notification_retries,
-        backoff_seconds=settings.tool_backoff_seconds, default_from=settings.smtp_from,
+def smtp_config(settings: Settings) -> SmtpConfig | None:
+    if not settings.smtp_host:
+        return None
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpConfig(
+        host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+        password=password, security=settings.smtp_security,
+        timeout_seconds=settings.smtp_timeout_seconds, default_from=settings.smtp_from,
     )  # fmt: skip
 
 
@@ -77,7 +91,11 @@ class PackLookup(Protocol):
 
 
 class Runtime:
-    """Builds run contexts for tenants from one pack lookup and one settings object (clients cached)."""
+    """Builds run contexts for tenants from one pack lookup and one settings object.
+
+    LLM clients are cached per configuration and circuit breakers shared by every run; tool
+    executors and notifiers are built per context, because each holds the secret scope of the one
+    tenant (and pack owner) it serves."""
 
     def __init__(self, settings: Settings, registry: PackLookup) -> None:
         self.settings = settings
@@ -88,11 +106,7 @@ class Runtime:
             reset_seconds=settings.tool_breaker_reset_seconds,
         )
         self.outbound = OutboundPolicy(parse_networks(settings.outbound_allowed_networks))
-        self.live_executor = HttpToolExecutor(
-            settings.secret, breakers=self.breakers, outbound=self.outbound,
-            backoff=Backoff(settings.tool_backoff_seconds, settings.tool_backoff_max_seconds),
-        )  # fmt: skip
-        self.notifier = notifier_for(settings, self.outbound)
+        self.smtp = smtp_config(settings)
 
     def tenant(self, tenant_id: str) -> TenantPolicyPack:
         tenant = self.registry.tenant(tenant_id)
@@ -100,8 +114,30 @@ class Runtime:
             raise ConfigurationError(f"tenant {tenant_id!r} has no policy pack")
         return tenant
 
-    def executor(self, mode: ToolMode) -> ToolExecutor:
-        return DryRunExecutor() if mode == "dry-run" else self.live_executor
+    def executor(self, mode: ToolMode, secrets: SecretScope) -> ToolExecutor:
+        if mode == "dry-run":
+            return DryRunExecutor()
+        settings = self.settings
+        return HttpToolExecutor(
+            secrets, breakers=self.breakers, outbound=self.outbound,
+            backoff=Backoff(settings.tool_backoff_seconds, settings.tool_backoff_max_seconds),
+        )  # fmt: skip
+
+    def notifier(self, secrets: SecretScope, *, record_only: bool = False) -> Notifier:
+        """Record-only unless the operator asked for delivery (``EXOPS_NOTIFICATIONS=send``)."""
+        settings = self.settings
+        if record_only or settings.notifications == "record":
+            return RecordingNotifier(default_from=settings.smtp_from)
+        return DeliveringNotifier(
+            secrets, smtp=self.smtp, outbound=self.outbound, retries=settings.notification_retries,
+            backoff_seconds=settings.tool_backoff_seconds, default_from=settings.smtp_from,
+        )  # fmt: skip
+
+    def llm(self, config: LlmConfig) -> LlmClient:
+        client = self._llm.get(config)
+        if client is None:
+            client = self._llm.setdefault(config, LlmClient(config, outbound=self.outbound))
+        return client
 
     def context(
         self, tenant_id: str, *, tool_mode: ToolMode | None = None, run_id: str = "adhoc"
@@ -117,27 +153,28 @@ class Runtime:
         tool_mode: ToolMode | None = None,
         run_id: str = "adhoc",
         record_only: bool = False,
+        domain_owner: Owner = "platform",
     ) -> RunContext:
         """A context for packs given directly (a pack under test, the domain author's view);
-        ``record_only`` runs (evaluations) record notifications instead of sending them."""
+        ``record_only`` runs (evaluations) record notifications instead of sending them.
+        ``domain_owner`` is who stored or gave the domain pack: ``tenant`` for a pack a tenant user
+        gave inline, whose tools may then use that tenant's secrets only."""
         if tenant.domainName != domain.domainName:
             raise ConfigurationError(
                 f"tenant {tenant.tenantId} runs {tenant.domainName}, not {domain.domainName}"
             )
         tool_mode = tool_mode or self.settings.tool_mode
+        book = self.settings.secrets
+        tenant_secrets = book.scope(tenant.tenantId, platform=False)
+        tool_secrets = book.scope(tenant.tenantId, platform=domain_owner == "platform")
         config = llm_config_for(self.settings, tenant)
-        llm = None
-        if config is not None:
-            llm = self._llm.get(config) or self._llm.setdefault(config, LlmClient(config))
         return RunContext(
             tenant=tenant,
             domain=domain,
             tool_mode=tool_mode,
-            executor=self.executor(tool_mode),
-            notifier=RecordingNotifier(default_from=self.settings.smtp_from)
-            if record_only
-            else self.notifier,
-            llm=llm,
+            executor=self.executor(tool_mode, tool_secrets),
+            notifier=self.notifier(tenant_secrets, record_only=record_only),
+            llm=self.llm(config) if config is not None else None,
             approval_timeout_minutes=self.settings.approval_timeout_minutes,
             run_id=run_id,
         )

@@ -8,16 +8,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 import packs
+from app.secrets import SecretBook
+from packs.addresses import address_refusal, literal_address, parse_networks, static_url_refusal
 
 SAMPLE_PACKS_DIR = Path(packs.__file__).parent / "samples"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXOPS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="EXOPS_", env_file=".env", extra="ignore",
+        hide_input_in_errors=True,  # a refused value may be a secret (EXOPS_SECRETS, keys, passwords)
+    )  # fmt: skip
 
     packs_dir: Path = Field(default=SAMPLE_PACKS_DIR, description="Folder of domain and tenant packs.")
     data_dir: Path = Field(default=Path("var"), description="Where the SQLite database and checkpoints live.")
@@ -28,9 +33,12 @@ class Settings(BaseSettings):
     llm_model: str | None = None
     llm_timeout_seconds: float = Field(default=30.0, gt=0)
 
-    # Secrets that packs refer to by name (tool auth, webhook URLs, per-tenant LLM keys), as JSON:
-    # EXOPS_SECRETS='{"CAPMKTS_API_TOKEN": "..."}'
-    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    secrets: SecretBook = Field(
+        default_factory=SecretBook,
+        description="Secrets packs name (tool auth, webhook URLs, tenant LLM keys), per namespace: "
+        '{"platform": {NAME: value}, "tenants": {TENANT_ID: {NAME: value}}}; a flat {NAME: value} is '
+        "platform-wide. Read only through a scope (app/secrets.py).",
+    )
 
     # Storage and server
     database_url: str | None = Field(
@@ -56,7 +64,8 @@ class Settings(BaseSettings):
     )
     outbound_allowed_networks: list[str] = Field(
         default_factory=list,
-        description='Private or loopback networks tools and webhooks may reach, e.g. ["10.1.0.0/16"]',
+        description="Private, loopback or link-local networks exops may reach (tools, webhooks, SMTP, "
+        'LLM endpoints), e.g. ["10.1.0.0/16"] or ["127.0.0.1/32"] for a local llama.cpp server',
     )
     tool_breaker_failures: int = Field(default=5, ge=1, description="Failures in a row that open a breaker")
     tool_breaker_reset_seconds: float = Field(default=30.0, gt=0, description="Open → half-open after this")
@@ -112,9 +121,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP network such as 10.0.0.0/8") from None
         return value
 
-    def secret(self, name: str) -> str | None:
-        value = self.secrets.get(name)
-        return value.get_secret_value() if value is not None else None
+    @model_validator(mode="after")
+    def _endpoints_pass_the_outbound_policy(self) -> Settings:
+        """The operator's own endpoints obey the outbound policy too: one that could only ever be
+        refused (a loopback LLM server not allowed in EXOPS_OUTBOUND_ALLOWED_NETWORKS) stops the
+        start, instead of failing every call later."""
+        networks = parse_networks(self.outbound_allowed_networks)
+        if self.llm_base_url and (reason := static_url_refusal(self.llm_base_url, networks)):
+            raise ValueError(f"EXOPS_LLM_BASE_URL is refused by the outbound policy: {reason}")
+        address = literal_address(self.smtp_host) if self.smtp_host else None
+        if address is not None and (reason := address_refusal(address, networks)):
+            raise ValueError(
+                f"EXOPS_SMTP_HOST is refused by the outbound policy: {reason} "
+                "(allow its network in EXOPS_OUTBOUND_ALLOWED_NETWORKS if this is intended)"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,15 @@ Failures are sorted by what the caller should do about them:
 - ``LlmRequestError`` (other 4xx, or an endpoint that does not speak chat completions): retrying
   will not help; fix the configuration.
 
+Every request goes through the outbound policy (``tools.outbound.PolicedTransport``): the endpoint,
+whether the operator's or a tenant's, must resolve to addresses exops may reach, and redirects are
+never followed, so a bearer key is only ever sent to the host that was configured. A refusal is an
+``LlmRequestError`` ("refused by the outbound policy: <reason>"), with nothing sent.
+
+What the endpoint answers in an error is never repeated: errors say the HTTP status and a fixed
+description of it, because an endpoint's error body may hold anything (an internal service's page,
+a reflected credential), and LLM errors reach the audit trail, the API and the UI.
+
 Each outcome yields an ``LlmCall`` (prompt id/version, model, latency, tokens) for the audit trail:
 in ``LlmResult.call`` on success, as ``error.call`` on failure.
 """
@@ -37,6 +46,7 @@ from openai.types.chat import (
 from pydantic import BaseModel, ValidationError
 
 from prompts.registry import RenderedPrompt
+from tools.outbound import OutboundPolicy, OutboundRefused, PolicedTransport
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -197,19 +207,47 @@ def _validation_problems(exc: ValidationError) -> tuple[OutputFailure, list[str]
     return "schema_violation", problems
 
 
-def _provider_detail(exc: openai.APIStatusError) -> str:
-    """The provider's own error message (``{"error": {"message": ...}}``), else the start of the body."""
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])
-    return exc.response.text.strip()[:200] or "no details"
+STATUS_MEANINGS = {
+    400: "the endpoint refused the request as malformed",
+    401: "the endpoint refused the API key",
+    403: "the API key may not use this model or endpoint",
+    404: "no such model or path at the endpoint",
+    408: "the endpoint timed out the request",
+    409: "the endpoint reported a conflict",
+    413: "the request was too large for the endpoint",
+    422: "the endpoint could not process the request",
+    429: "rate limited by the endpoint",
+}
+"""Fixed descriptions: the endpoint's own error body is never recorded nor shown."""
+
+
+def status_meaning(status: int) -> str:
+    """A fixed short description of an HTTP status from an LLM endpoint."""
+    if 300 <= status < 400:
+        return "the endpoint answered with a redirect, which is not followed"
+    if status >= 500:
+        return "the endpoint had a server error"
+    return STATUS_MEANINGS.get(status, "the endpoint refused the request")
 
 
 class LlmClient:
     """An OpenAI-compatible chat client that only returns schema-valid pydantic objects."""
 
-    def __init__(self, config: LlmConfig, *, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        config: LlmConfig,
+        *,
+        outbound: OutboundPolicy,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``outbound`` is required: there is no way to build a client that skips the policy.
+        ``transport`` replaces the network below the policy check (tests)."""
         self.config = config
+        http_client = httpx.AsyncClient(
+            transport=PolicedTransport(outbound, transport),
+            follow_redirects=False,  # a redirect is an error: the key goes to the configured host only
+            timeout=config.timeout_seconds,
+        )
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key,
@@ -223,7 +261,7 @@ class LlmClient:
         return self.config.model
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (including a given ``http_client``)."""
+        """Close the HTTP connections."""
         await self._client.close()
 
     async def __aenter__(self) -> LlmClient:
@@ -272,20 +310,25 @@ class LlmClient:
             )
         except openai.APIStatusError as exc:
             status = exc.status_code
-            message = f"LLM endpoint answered HTTP {status}: {_provider_detail(exc)}"
+            message = f"LLM endpoint answered HTTP {status}: {status_meaning(status)}"
             if status in TRANSIENT_STATUS or status >= 500:
-                raise LlmTransientError(message, call=record("transient", message)) from exc
-            raise LlmRequestError(message, call=record("request_error", message), status_code=status) from exc
+                raise LlmTransientError(message, call=record("transient", message)) from None
+            raise LlmRequestError(
+                message, call=record("request_error", message), status_code=status
+            ) from None
         except openai.APIConnectionError as exc:  # includes APITimeoutError
+            if isinstance(exc.__cause__, OutboundRefused):
+                message = f"refused by the outbound policy: {exc.__cause__}"
+                raise LlmRequestError(message, call=record("request_error", message)) from None
             kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "could not be reached"
-            message = f"LLM endpoint {kind}: {exc.__cause__ or exc}"
-            raise LlmTransientError(message, call=record("transient", message)) from exc
+            message = f"LLM endpoint {kind}: {exc.__cause__ or exc}"  # local network errors, no reply
+            raise LlmTransientError(message, call=record("transient", message)) from None
 
         body = _body(raw.http_response)
         tokens = _tokens(body)
         reply = _first_message(body)
         if reply is None:
-            message = f"LLM endpoint did not answer with a chat completion: {raw.http_response.text[:200]!r}"
+            message = "LLM endpoint did not answer with a chat completion (the reply is not shown)"
             raise LlmRequestError(message, call=record("request_error", message), status_code=raw.status_code)
         content = reply.get("content") if isinstance(reply.get("content"), str) else None
 

@@ -10,9 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from packs.addresses import Network
 from packs.common import PackKind
 from packs.documents import detect_kind, read_document
 from packs.domain import DomainPack
+from packs.endpoints import endpoint_problems
 from packs.importer import upgrade_document
 from packs.problems import PackError, Problem, problems_from_validation
 from packs.tenant import TenantPolicyPack
@@ -90,6 +92,28 @@ def load_document(data: dict[str, Any], file: str, find_domain: DomainLookup) ->
     if _kind_of(data, file) == "domain":
         return load_domain(data, file)
     return load_tenant(data, file, find_domain)
+
+
+def validate_pack(
+    data: dict[str, Any],
+    kind: PackKind,
+    file: str,
+    find_domain: DomainLookup,
+    *,
+    allowed_networks: Iterable[Network] = (),
+) -> LoadedPack:
+    """The one validation every pack a person hands exops passes, however it arrives (an upload,
+    ``/validate``, the UI, a pack inline in ``POST /run``): the right kind, the schema (after the
+    importer), cross-references, and literal endpoints the outbound policy would refuse
+    (``allowed_networks`` are the operator's). Raise PackError with every problem."""
+    found = detect_kind(data)
+    if found is not None and found != kind:
+        raise PackError([Problem(file, "$", f"this is a {found} pack, not a {kind} pack")])
+    loaded = load_domain(data, file) if kind == "domain" else load_tenant(data, file, find_domain)
+    problems = endpoint_problems(loaded.pack, file, allowed_networks)
+    if problems:
+        raise PackError(sorted(problems))
+    return loaded
 
 
 def load_file(path: Path, find_domain: DomainLookup) -> LoadedPack:

@@ -16,8 +16,19 @@ from graph.llm import LlmClient, LlmConfig
 from packs.domain import DomainPack
 from packs.tenant import TenantPolicyPack
 from tests.conftest import FIXTURES
+from tools.outbound import OutboundPolicy
 
 LLM_BASE = "https://llm.test/v1"
+PUBLIC_ADDRESS = "52.20.1.10"
+
+
+async def public_dns(host: str, port: int) -> list[str]:
+    """A fake resolver: every name is one public address (tests never use DNS; respx answers)."""
+    return [PUBLIC_ADDRESS]
+
+
+PUBLIC_ONLY = OutboundPolicy(resolver=public_dns)
+"""The outbound policy of an LLM client in tests: the default rule, fake DNS."""
 
 
 def mini_packs(
@@ -56,7 +67,10 @@ def context(
     if domain is None or tenant is None:
         domain, tenant = mini_packs()
     client = (
-        LlmClient(LlmConfig(base_url=LLM_BASE, api_key="k", model="test-model", timeout_seconds=2))
+        LlmClient(
+            LlmConfig(base_url=LLM_BASE, api_key="k", model="test-model", timeout_seconds=2),
+            outbound=PUBLIC_ONLY,
+        )
         if llm
         else None
     )

@@ -57,6 +57,19 @@ def test_validate_tenant_alone_finds_its_domain_in_packs_dir(
     assert code == 1 and out.strip() == f"{tenant}: $.domainName: domain pack 'mini-markets' is not loaded"
 
 
+def test_validate_refuses_an_endpoint_as_an_upload_would(
+    write_pack: Callable[..., Path], domain_doc: dict[str, Any], tenant_doc: dict[str, Any]
+) -> None:
+    tenant_doc["llm"] = {"baseUrl": "http://127.0.0.1:8080/v1", "model": "m"}
+    folder = write_pack("d.yaml", domain_doc).parent
+    tenant = write_pack("t.yaml", tenant_doc)
+    code, out, _ = run("packs", "validate", str(folder))
+    assert code == 1 and out.splitlines() == [
+        f"{tenant}: $.llm.baseUrl: refused by the outbound policy: 127.0.0.1 is a loopback address "
+        "(allow its network in EXOPS_OUTBOUND_ALLOWED_NETWORKS if this is intended)"
+    ]
+
+
 def test_validate_missing_path() -> None:
     code, out, _ = run("packs", "validate", "/no/such/pack.yaml")
     assert code == 1 and out.strip() == "/no/such/pack.yaml: $: no such file or folder"

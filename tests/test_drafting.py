@@ -17,6 +17,7 @@ from graph.llm import LlmClient, LlmConfig, LlmTransientError
 from packs.domain import DomainPack
 from packs.playbook import CallToolStep, ManualStep
 from packs.tenant import TenantPolicyPack
+from tests.graph_helpers import PUBLIC_ONLY
 
 BASE_URL = "https://llm.test/v1"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,7 +34,8 @@ EXCEPTION = {
 
 @pytest.fixture
 async def llm() -> AsyncIterator[LlmClient]:
-    async with LlmClient(LlmConfig(base_url=BASE_URL, api_key="test-key", model="test-model")) as client:
+    config = LlmConfig(base_url=BASE_URL, api_key="test-key", model="test-model")
+    async with LlmClient(config, outbound=PUBLIC_ONLY) as client:
         yield client
 
 

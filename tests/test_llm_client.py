@@ -16,15 +16,19 @@ import respx
 from openai import pydantic_function_tool
 
 from graph.llm import (
+    STATUS_MEANINGS,
     LlmClient,
     LlmConfig,
     LlmError,
     LlmOutputError,
     LlmRequestError,
     LlmTransientError,
+    status_meaning,
 )
 from prompts.outputs import PlaybookDraft, SupervisorOpinion, TriageSummary
 from prompts.registry import RenderedPrompt, render_prompt
+from tests.graph_helpers import PUBLIC_ONLY, public_dns
+from tools.outbound import OutboundPolicy, parse_networks
 
 BASE_URL = "https://llm.test/v1"
 CONFIG = LlmConfig(base_url=BASE_URL, api_key="test-key", model="test-model", timeout_seconds=5)
@@ -38,7 +42,7 @@ GOOD = {"summary": "Trade T1 failed to settle.", "likelyCauses": ["missing SSI",
 
 @pytest.fixture
 async def llm() -> AsyncIterator[LlmClient]:
-    async with LlmClient(CONFIG) as client:
+    async with LlmClient(CONFIG, outbound=PUBLIC_ONLY) as client:
         yield client
 
 
@@ -162,7 +166,7 @@ async def test_extra_messages_follow_the_prompt(llm: LlmClient) -> None:
 
 async def test_temperature_none_is_left_out() -> None:
     config = LlmConfig(base_url=BASE_URL, api_key="k", model="reasoner", temperature=None)
-    async with LlmClient(config) as client:
+    async with LlmClient(config, outbound=PUBLIC_ONLY) as client:
         with respx.mock(base_url=BASE_URL) as api:
             route = api.post("/chat/completions").mock(return_value=completion(json.dumps(GOOD)))
             await client.structured(PROMPT, TriageSummary)
@@ -243,7 +247,8 @@ async def test_rate_limits_and_server_errors_are_transient(llm: LlmClient, statu
     response = httpx.Response(status, json={"error": {"message": "slow down", "type": "rate_limit"}})
     error = await failure(llm, return_value=response)
     assert isinstance(error, LlmTransientError)
-    assert str(error) == f"LLM endpoint answered HTTP {status}: slow down"
+    assert str(error) == f"LLM endpoint answered HTTP {status}: {status_meaning(status)}"
+    assert "slow down" not in str(error) and error.call.error == str(error)
     assert error.call.outcome == "transient" and error.call.latency_ms >= 0
     assert error.call.total_tokens is None
 
@@ -285,11 +290,86 @@ async def test_other_client_errors_are_request_errors(llm: LlmClient, status: in
     error = await failure(llm, return_value=response)
     assert isinstance(error, LlmRequestError) and not isinstance(error, LlmTransientError)
     assert error.status_code == status
-    assert "model 'test-model' does not exist" in str(error)
+    assert str(error) == f"LLM endpoint answered HTTP {status}: {status_meaning(status)}"
+    assert "does not exist" not in str(error)
     assert error.call.outcome == "request_error"
 
 
 async def test_an_endpoint_that_is_not_chat_completions_is_a_request_error(llm: LlmClient) -> None:
     error = await failure(llm, return_value=httpx.Response(200, html="<html>Sign in</html>"))
     assert isinstance(error, LlmRequestError)
-    assert "did not answer with a chat completion" in str(error)
+    assert "did not answer with a chat completion" in str(error) and "Sign in" not in str(error)
+
+
+# --- the outbound policy, redirects, and bodies never echoed -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "why"),
+    [
+        ("http://127.0.0.1:8080/v1", "127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest", "169.254.169.254 is a cloud metadata service address"),
+        ("http://2130706433/v1", "127.0.0.1 is a loopback address"),
+    ],
+)
+async def test_an_endpoint_the_policy_refuses_gets_no_request(base_url: str, why: str) -> None:
+    config = LlmConfig(base_url=base_url, api_key="sk-tenant-secret", model="m")
+    async with LlmClient(config, outbound=PUBLIC_ONLY) as client:
+        with respx.mock(assert_all_called=False) as api:
+            route = api.route().mock(return_value=completion(json.dumps(GOOD)))
+            with pytest.raises(LlmRequestError) as caught:
+                await client.structured(PROMPT, TriageSummary)
+    assert route.called is False
+    error = caught.value
+    assert str(error).startswith("refused by the outbound policy: ") and why in str(error)
+    assert error.call.outcome == "request_error" and error.call.error == str(error)
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused() -> None:
+    async def internal(host: str, port: int) -> list[str]:
+        return ["10.0.0.9"]
+
+    async with LlmClient(CONFIG, outbound=OutboundPolicy(resolver=internal)) as client:
+        with respx.mock(base_url=BASE_URL, assert_all_called=False) as api:
+            route = api.post("/chat/completions").mock(return_value=completion(json.dumps(GOOD)))
+            with pytest.raises(LlmRequestError, match=r"10\.0\.0\.9 is a private address"):
+                await client.structured(PROMPT, TriageSummary)
+    assert route.called is False
+
+
+async def test_a_loopback_endpoint_the_operator_allowed_is_called() -> None:
+    allowed = OutboundPolicy(parse_networks(["127.0.0.1/32"]), resolver=public_dns)
+    config = LlmConfig(base_url="http://127.0.0.1:8080/v1", api_key="k", model="m")
+    async with LlmClient(config, outbound=allowed) as client:
+        with respx.mock(base_url="http://127.0.0.1:8080/v1") as api:
+            route = api.post("/chat/completions").mock(return_value=completion(json.dumps(GOOD)))
+            result = await client.structured(PROMPT, TriageSummary)
+    assert route.call_count == 1 and result.value.summary == GOOD["summary"]
+
+
+async def test_a_redirect_is_not_followed_and_the_key_goes_nowhere_else(llm: LlmClient) -> None:
+    with respx.mock(assert_all_called=False) as api:
+        first = api.post(f"{BASE_URL}/chat/completions").mock(
+            return_value=httpx.Response(
+                307, headers={"Location": "https://elsewhere.test/v1/chat/completions"}
+            )
+        )
+        elsewhere = api.post("https://elsewhere.test/v1/chat/completions").mock(
+            return_value=completion(json.dumps(GOOD))
+        )
+        with pytest.raises(LlmRequestError) as caught:
+            await llm.structured(PROMPT, TriageSummary)
+    assert first.call_count == 1 and elsewhere.called is False
+    assert str(caught.value) == "LLM endpoint answered HTTP 307: " + status_meaning(307)
+    assert "elsewhere" not in str(caught.value)
+
+
+async def test_an_error_body_is_never_repeated(llm: LlmClient) -> None:
+    leaked = "root:x:0:0 internal page sk-platform-key"
+    for status in (400, 401, 500):
+        response = httpx.Response(status, text=leaked)
+        error = await failure(llm, return_value=response)
+        assert "root:x" not in str(error) and "sk-platform" not in str(error)
+        assert "root:x" not in repr(error.call.as_audit())
+        assert error.__cause__ is None and error.__suppress_context__
+    assert set(STATUS_MEANINGS) >= {400, 401, 403, 404, 429}

@@ -4,6 +4,7 @@ by a fake sleep, and webhook URLs (secrets) never showing up in what is recorded
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 import socket
 from collections.abc import Iterator
@@ -21,12 +22,13 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from packs.tenant import NotificationPolicies, TenantPolicyPack
 from tests.conftest import SAMPLES
+from tests.secret_helpers import NAMESPACE, lookup
 from tools.notifications.email import SmtpConfig, SmtpPartialRefusal, is_transient
 from tools.notifications.formats import webhook_body
 from tools.notifications.model import Delivery, DeliveryResult, Notice
 from tools.notifications.notifier import DeliveringNotifier, RecordingNotifier
 from tools.notifications.webhook import DeliveryError, post_webhook
-from tools.outbound import OutboundPolicy
+from tools.outbound import OutboundPolicy, parse_networks
 
 ACME = TenantPolicyPack.model_validate(
     yaml.safe_load((SAMPLES / "tenants" / "acme-capital.yaml").read_text())
@@ -88,12 +90,14 @@ def notifier(
     secrets: dict[str, str] | None = None,
     resolver: FakeResolver | None = None,
     sleep: FakeSleep | None = None,
+    allowed: tuple[str, ...] = ("127.0.0.1/32",),
 ) -> DeliveringNotifier:
+    """A delivering notifier; ``allowed`` lets it reach the test's SMTP server on 127.0.0.1."""
     table = SECRETS if secrets is None else secrets
     return DeliveringNotifier(
-        table.get,
+        lookup(table),
         smtp=smtp,
-        outbound=OutboundPolicy(resolver=resolver or FakeResolver()),
+        outbound=OutboundPolicy(parse_networks(allowed), resolver=resolver or FakeResolver()),
         retries=2,
         backoff_seconds=0.5,
         sleep=sleep or FakeSleep(),
@@ -209,6 +213,24 @@ async def test_an_unreachable_smtp_server_is_tried_three_times_with_growing_back
     assert (result.status, result.attempts) == ("FAILED", 3)
     assert result.error is not None and result.error.startswith("ConnectionRefusedError: ")
     assert sleep.delays == [0.5, 1.0]
+
+
+async def test_the_smtp_host_passes_the_outbound_policy_before_any_connection() -> None:
+    mailbox = Mailbox()
+    resolver = FakeResolver(addresses=["10.1.2.3"])
+    with smtp_server(mailbox) as config:
+        [loopback] = await notifier(smtp=config, allowed=()).notify(notice(), ACME)
+        named = SmtpConfig("mail.acme.test", config.port, helo_name="exops.test")
+        [private] = await notifier(smtp=named, resolver=resolver, allowed=()).notify(notice(), ACME)
+    assert (loopback.status, loopback.attempts) == ("FAILED", 1)
+    assert loopback.error == (
+        "refused: SMTP host 127.0.0.1 resolves to 127.0.0.1, refused: 127.0.0.1 is a loopback address "
+        "(allow its network in EXOPS_OUTBOUND_ALLOWED_NETWORKS if this is intended)"
+    )
+    assert (private.status, private.attempts) == ("FAILED", 1)
+    assert private.error is not None and "10.1.2.3 is a private address" in private.error
+    assert resolver.lookups == [("mail.acme.test", config.port)]
+    assert mailbox.received == [] and mailbox.data_commands == 0
 
 
 async def test_smtp_login_uses_the_configured_credentials() -> None:
@@ -418,7 +440,7 @@ async def test_the_webhook_url_never_appears_in_results() -> None:
     secrets = {"ACME_SLACK_SETTLEMENTS_WEBHOOK": f"ftp://hooks.slack.example/services/{SLACK_TOKEN}"}
     [refused] = await notifier(secrets=secrets).notify(notice("ops"), slack_only())
     assert (refused.status, refused.attempts) == ("FAILED", 1)
-    assert refused.error == "refused: ftp://hooks.slack.example/***: only http and https are allowed"
+    assert refused.error == "refused: only http and https URLs are allowed, not ftp"
     assert leaks([refused]) == []
 
 
@@ -445,8 +467,24 @@ async def test_a_webhook_whose_secret_is_not_set_fails_without_attempts() -> Non
         TEAMS_DELIVERY,
         "FAILED",
         attempts=0,
-        error="webhook URL secret 'ACME_TEAMS_OPS_WEBHOOK' is not set in settings",
+        error=f"webhook URL secret 'ACME_TEAMS_OPS_WEBHOOK' is not set in {NAMESPACE}",
     )
+
+
+async def test_the_webhook_url_stays_out_of_the_http_clients_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(SLACK_URL).mock(return_value=httpx.Response(200))
+        mock.get("https://other.example/x").mock(return_value=httpx.Response(200))
+        await post_webhook(SLACK_URL, {"text": "hi"}, outbound=OutboundPolicy(resolver=FakeResolver()),
+                           timeout_seconds=1.0)  # fmt: skip
+        async with httpx.AsyncClient() as client:
+            await client.get("https://other.example/x")
+    logged = [record.getMessage() for record in caplog.records if record.name == "httpx"]
+    assert logged == [
+        'HTTP Request: POST https://hooks.slack.example/*** "HTTP/1.1 200 OK"',
+        'HTTP Request: GET https://other.example/x "HTTP/1.1 200 OK"',  # other requests untouched
+    ]
 
 
 async def test_post_webhook_reports_status_and_retryability() -> None:

@@ -20,6 +20,7 @@ from graph.plans import build_plan, find_playbook
 from graph.steps import run_step
 from packs.common import ResolutionStatus
 from tests.graph_helpers import context, mini_packs
+from tests.secret_helpers import lookup
 from tests.test_graph_nodes import through
 from tools.notifications.notifier import DeliveringNotifier
 from tools.outbound import OutboundPolicy
@@ -74,7 +75,7 @@ class TestStepTypes:
 
     async def test_notify_fails_when_nobody_can_be_told(self) -> None:
         ctx = context(*mini_packs(tenant_edit=with_policies),
-                      notifier=DeliveringNotifier(lambda _name: None, smtp=None, outbound=OutboundPolicy()))  # fmt: skip
+                      notifier=DeliveringNotifier(lookup({}), smtp=None, outbound=OutboundPolicy()))  # fmt: skip
         result = await step(ctx, {"type": "notify", "name": "Tell", "message": "x"})
         assert result.outcome == "FAILED"
         assert "no SMTP server configured" in result.detail and "DESK_HOOK" in result.detail

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from tests.secret_helpers import lookup
 from tests.test_tools_live import KEY, URL, Clock, Harness, log_without_latency, make_call, make_tool
 from tools.breaker import BreakerBoard, BreakerSnapshot
 from tools.http import HttpToolExecutor
@@ -177,7 +178,7 @@ async def test_an_unexpected_error_before_sending_frees_the_half_open_slot(wire:
         raise RuntimeError("resolver crashed")
 
     executor = HttpToolExecutor(
-        h.secrets.get, breakers=h.board, outbound=OutboundPolicy(resolver=broken), sleep=h.sleeps
+        lookup(h.secrets), breakers=h.board, outbound=OutboundPolicy(resolver=broken), sleep=h.sleeps
     )
     with pytest.raises(RuntimeError, match="resolver crashed"):
         await executor.call(make_call(make_tool(max_retries=0)))

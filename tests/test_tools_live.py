@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from packs.domain import ToolDefinition
+from tests.secret_helpers import NAMESPACE, lookup
 from tools.breaker import BreakerBoard
 from tools.dry_run import DryRunExecutor
 from tools.executor import RegisteredTool, ToolCall, ToolOutcome
@@ -35,6 +36,7 @@ ADDRESSES = {
     HOST: [PUBLIC_IP],
     "internal.acme.test": ["10.0.0.7"],
     "metadata.acme.test": ["169.254.169.254"],
+    "linklocal.acme.test": ["169.254.10.1"],
     "evil.example.test": ["10.9.9.9"],
 }
 
@@ -135,7 +137,7 @@ class Harness:
         )
         self.secrets = {SECRET_REF: SECRET}
         self.executor = HttpToolExecutor(
-            self.secrets.get,
+            lookup(self.secrets),
             breakers=self.board,
             outbound=OutboundPolicy(parse_networks(allowed_networks), resolver=self.resolver),
             backoff=Backoff(base_seconds=0.5, max_seconds=8.0),
@@ -426,7 +428,7 @@ async def test_missing_secret_or_endpoint_is_refused_without_a_request(
     no_endpoint = await h.call(make_tool(endpoint=None, auth={"kind": "none"}))
 
     assert (no_secret.status, no_secret.attempts) == ("FAILED", 0)
-    assert no_secret.error == f"secret '{SECRET_REF}' for tool {KEY} is not configured"
+    assert no_secret.error == f"tool {KEY}: secret '{SECRET_REF}' is not set in {NAMESPACE}"
     assert (no_endpoint.status, no_endpoint.attempts) == ("FAILED", 0)
     assert no_endpoint.error == f"tool {KEY} has no endpoint: it can only run as a dry run"
     assert route.called is False and h.resolver.asked == []
@@ -473,7 +475,8 @@ NOTE = "(allow its network in EXOPS_OUTBOUND_ALLOWED_NETWORKS if this is intende
     ("host", "address", "why"),
     [
         ("internal.acme.test", "10.0.0.7", "a private address"),
-        ("metadata.acme.test", "169.254.169.254", "a link-local address"),
+        ("metadata.acme.test", "169.254.169.254", "a cloud metadata service address"),
+        ("linklocal.acme.test", "169.254.10.1", "a link-local address"),
     ],
 )
 async def test_private_addresses_are_refused(

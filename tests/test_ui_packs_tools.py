@@ -72,7 +72,7 @@ def pack_form(csrf: str, doc: dict[str, Any] | None = None, **extra: str) -> dic
 async def policy_versions(api: Api) -> list[tuple[str, bool]]:
     from app.admin.packs_service import PackAdmin
 
-    rows = await PackAdmin(api.services.db, api.services.store, "tenant").versions("globex-markets")
+    rows = await PackAdmin(api.services.db, api.services.store, "tenant", ()).versions("globex-markets")
     return [(row.version, row.active) for row in rows]
 
 

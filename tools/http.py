@@ -10,8 +10,11 @@ breaker failure. 408, 429, 5xx, timeouts, transport errors and replies that brea
 are breaker failures; the transient ones are retried only when sending again is safe, i.e. the tool
 is read-only or idempotent, or the error proves the first request was never processed.
 
-Secrets come from the caller's lookup by the name the pack gives and are scrubbed from everything
-recorded, even when a server echoes them back.
+Secrets come from the caller's lookup (``tools.secrets``), which the app scoped to the tenant the
+executor serves, by the name the pack gives; they are scrubbed from everything recorded, even when
+a server echoes them back. Error texts are exops's own (the status line's reason phrase is the
+standard one, not the server's), while the reply body is kept in the audit trail for the tenant:
+it is what the tenant's own declared system answered.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import httpx
@@ -40,8 +44,8 @@ from tools.requests import (
     retry_after,
     sends_body,
 )
+from tools.secrets import SecretLookup, SecretMissing
 
-SecretLookup = Callable[[str], str | None]
 Verdict = Literal["success", "failure", "none"]
 """What an attempt says about the tool's health, for its breaker ("none": nothing)."""
 
@@ -98,7 +102,7 @@ def _classify(response: httpx.Response, tool: RegisteredTool) -> _Attempt:
     if 300 <= code < 400:
         location = response.headers.get("location", "(no Location header)")
         return _Attempt("redirect_refused", "none", code, f"redirect to {location} refused", reply)
-    error = f"HTTP {code} {response.reason_phrase}".rstrip()
+    error = f"HTTP {code} {httpx.codes.get_reason_phrase(code)}".rstrip()  # not the server's own words
     if 400 <= code < 500 and code not in TRANSIENT_CLIENT_STATUSES:
         return _Attempt("http_error", "success", code, error, reply)  # the tool answered: it is healthy
     unprocessed = code in UNPROCESSED_STATUSES
@@ -115,8 +119,15 @@ def _settle(breaker: CircuitBreaker, verdict: Verdict, trial: bool) -> None:
         breaker.release()
 
 
+@cache
+def _default_tls() -> ssl.SSLContext:
+    """One TLS context for every executor: building one reads the whole CA bundle (tens of ms)."""
+    return httpx.create_ssl_context()
+
+
 class HttpToolExecutor:
-    """Sends tool calls; one instance (and one ``BreakerBoard``) serves the whole process."""
+    """Sends one tenant's tool calls with that tenant's secrets; the ``BreakerBoard`` (and so the
+    breakers) is shared by every executor of the process."""
 
     mode: Literal["dry-run", "live"] = "live"
 
@@ -138,15 +149,9 @@ class HttpToolExecutor:
         self._transport = transport
         self._sleep = sleep
         self._jitter = jitter
-        self._tls: ssl.SSLContext | None = None
 
     def _verify(self) -> ssl.SSLContext | bool:
-        """One TLS context for all attempts: building one reads the whole CA bundle (tens of ms)."""
-        if self._transport is not None:
-            return True  # the transport brings its own
-        if self._tls is None:
-            self._tls = httpx.create_ssl_context()
-        return self._tls
+        return True if self._transport is not None else _default_tls()  # a transport brings its own
 
     def _refused(self, tool: RegisteredTool, request: dict[str, Any], reason: str) -> ToolOutcome:
         details = {
@@ -168,9 +173,12 @@ class HttpToolExecutor:
         headers = base_headers(tool, call.idempotency_key)
         if auth.kind == "none":
             return None, headers, []
-        secret = self._secrets(auth.secretRef) if auth.secretRef else None
-        if secret is None:
-            return f"secret {auth.secretRef!r} for tool {tool.key} is not configured", {}, []
+        if not auth.secretRef:
+            return f"tool {tool.key} uses {auth.kind} auth but names no secretRef", {}, []
+        try:
+            secret = self._secrets(auth.secretRef)
+        except SecretMissing as exc:
+            return f"tool {tool.key}: {exc}", {}, []
         if not (secret.isascii() and secret.isprintable()):
             return f"secret {auth.secretRef!r} for tool {tool.key} is not a valid header value", {}, []
         if (header := auth_header(auth, secret)) is not None:

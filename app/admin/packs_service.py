@@ -23,10 +23,11 @@ from app.db.models import PackActivation, PackVersion
 from app.db.session import Database
 from app.db.types import utc_now
 from app.packstore import PackStore, activate_version, content_hash, pack_identity, store_version
+from packs.addresses import Network
 from packs.common import PackKind
 from packs.documents import detect_kind, parse_document
 from packs.domain import DomainPack
-from packs.loader import LoadedPack, load_domain, load_tenant
+from packs.loader import LoadedPack, load_domain, load_tenant, validate_pack
 from packs.problems import PackError, Problem, json_path
 
 log = logging.getLogger("exops.admin")
@@ -132,18 +133,21 @@ def _activated(row: PackVersion) -> tuple[datetime, int]:
 
 @dataclass
 class PackAdmin:
-    """Pack versions of one kind (``domain`` or ``tenant``), over the database and the running store."""
+    """Pack versions of one kind (``domain`` or ``tenant``), over the database and the running store.
+    ``allowed_networks`` are the operator's (``EXOPS_OUTBOUND_ALLOWED_NETWORKS``), for the endpoint checks."""
 
     db: Database
     store: PackStore
     kind: PackKind
+    allowed_networks: tuple[Network, ...]
 
     @property
     def label(self) -> str:
         return "domain pack" if self.kind == "domain" else "tenant policy"
 
     def validate(self, data: dict[str, Any], tenant_id: str | None = None) -> LoadedPack:
-        """A fully validated pack, or a 422 with one error per problem; a policy must be for ``tenant_id``."""
+        """A fully validated pack, or a 422 with one error per problem; a policy must be for ``tenant_id``.
+        The checks are ``packs.loader.validate_pack``'s, which ``POST /run`` applies to inline packs too."""
         source = "upload"
         kind = detect_kind(data)
         if kind is not None and kind != self.kind:
@@ -155,10 +159,8 @@ class PackAdmin:
         if tenant_id is not None and named is not None and named != tenant_id:
             problems.append(Problem(source, "$.tenantId", f"does not match the path tenant {tenant_id}"))
         try:
-            loaded = (
-                load_domain(data, source)
-                if self.kind == "domain"
-                else load_tenant(data, source, self.store.domain)
+            loaded = validate_pack(
+                data, self.kind, source, self.store.domain, allowed_networks=self.allowed_networks
             )
         except PackError as exc:
             problems = sorted({*problems, *exc.problems})

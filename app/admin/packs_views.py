@@ -99,11 +99,11 @@ CHECK = responses(401, 403, 404, 413, 415, 422, 429)
 
 
 def domain_packs(services: ServicesDep) -> PackAdmin:
-    return PackAdmin(services.db, services.store, "domain")
+    return PackAdmin(services.db, services.store, "domain", services.runtime.outbound.allowed_networks)
 
 
 def policies(services: ServicesDep) -> PackAdmin:
-    return PackAdmin(services.db, services.store, "tenant")
+    return PackAdmin(services.db, services.store, "tenant", services.runtime.outbound.allowed_networks)
 
 
 DomainPacks = Annotated[PackAdmin, Depends(domain_packs)]

@@ -2,8 +2,13 @@
 
 It answers "what would exops do with these exceptions under these packs" without touching any case:
 runs use an in-memory checkpointer and dry-run tools, and nothing is written to the database. Packs
-come inline (validated like an upload), by a path inside the server's packs folder (never outside
-it), or default to the tenant's active versions.
+come inline, by a path inside the server's packs folder (never outside it), or default to the
+tenant's active versions; inline and path packs pass the very validation an upload does
+(``packs.loader.validate_pack``, endpoint checks included).
+
+Secrets: the tenant policy's references (its LLM ``apiKeyRef``) resolve in the tenant's namespace
+only. An inline domain pack from a tenant user is that tenant's, so its tools could use the
+tenant's secrets only; the platform's secrets serve domain packs the platform stored.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from fastapi import APIRouter
 
 from app.api.deps import PrincipalDep, Services, ServicesDep, tenant_role
 from app.api.problems import FieldProblem, ProblemError, responses
+from app.auth.principal import Principal
 from app.cases.schemas import RunRequest, RunResponse
-from app.runtime import ConfigurationError
+from app.runtime import ConfigurationError, Owner, SecretRefError
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
 from graph.runner import CaseRunner
-from packs.documents import detect_kind, read_document
+from packs.documents import read_document
 from packs.domain import DomainPack
-from packs.loader import LoadedPack, load_document
+from packs.loader import LoadedPack, validate_pack
 from packs.problems import PackError
 from packs.tenant import TenantPolicyPack
 
@@ -53,9 +59,12 @@ def safe_path(root: Path, given: str, field: str) -> Path:
 class _Loader:
     """Loads the request's packs; problems are collected with their request paths, then raised once."""
 
-    def __init__(self, services: Services, body: RunRequest) -> None:
+    def __init__(self, services: Services, body: RunRequest, principal: Principal) -> None:
         self.services, self.body = services, body
         self.domain: DomainPack | None = None
+        self.domain_owner: Owner = (
+            "tenant" if body.domainPack is not None and not principal.is_platform_admin else "platform"
+        )
         self.problems: list[FieldProblem] = []
 
     def find_domain(self, name: str, version: str | None) -> DomainPack | None:
@@ -77,11 +86,8 @@ class _Loader:
                 document, source = await asyncio.to_thread(read_document, file), path
             else:
                 return None
-            found = detect_kind(document)
-            if found is not None and found != kind:
-                self.problems.append(FieldProblem(path=where, message=f"a {found} pack, not a {kind} pack"))
-                return None
-            return load_document(document, source, self.find_domain)
+            networks = self.services.runtime.outbound.allowed_networks
+            return validate_pack(document, kind, source, self.find_domain, allowed_networks=networks)
         except PackError as exc:
             for problem in exc.problems:
                 inner = problem.path[1:] if inline is not None else ""
@@ -114,6 +120,19 @@ class _Loader:
         return tenant, self.domain
 
 
+def _secret_problem(body: RunRequest, exc: SecretRefError) -> ProblemError:
+    """A reference the tenant's namespace does not hold, at the request field that names it."""
+    if body.tenantPolicy is not None:
+        where, message = "body.tenantPolicy" + exc.field[1:], str(exc.missing)
+    elif body.tenantPolicyPath is not None:
+        where, message = "body.tenantPolicyPath", f"{body.tenantPolicyPath}: {exc}"
+    else:
+        where, message = "body.tenantId", f"the active policy of {body.tenantId}: {exc}"
+    return ProblemError(
+        422, f"nothing was run: {message}", errors=[FieldProblem(path=where, message=message)]
+    )
+
+
 def _check_items(body: RunRequest, limit: int) -> None:
     if len(body.exceptions) > limit:
         raise ProblemError(413, f"{len(body.exceptions)} exceptions in one request; the limit is {limit}")
@@ -142,14 +161,18 @@ async def run_batch(body: RunRequest, principal: PrincipalDep, services: Service
     above) of `tenantId` only."""
     await tenant_role("operator")(services, principal, body.tenantId)
     _check_items(body, services.settings.max_batch)
-    tenant, domain = await _Loader(services, body).packs()
+    loader = _Loader(services, body, principal)
+    tenant, domain = await loader.packs()
     run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
     try:
         context = services.runtime.context_for(
-            tenant, domain, tool_mode="dry-run", run_id=run_id, record_only=True
-        )
+            tenant, domain, tool_mode="dry-run", run_id=run_id, record_only=True,
+            domain_owner=loader.domain_owner,
+        )  # fmt: skip
         context = dataclasses.replace(context, memory=None)  # an evaluation teaches the case memory nothing
-    except ConfigurationError as exc:  # packs of two domains, or a secret the tenant's LLM names is unset
+    except SecretRefError as exc:  # a secret the tenant's LLM names is not in the tenant's namespace
+        raise _secret_problem(body, exc) from None
+    except ConfigurationError as exc:  # packs of two domains
         raise ProblemError(422, str(exc), errors=[FieldProblem(path="body", message=str(exc))]) from None
     async with open_checkpointer("memory") as saver:
         runner = CaseRunner(build_graph(checkpointer=saver))

@@ -13,8 +13,10 @@ from rich.table import Table
 
 from app.cli.output import console, errors, print_notices, print_problems
 from app.settings import get_settings
+from packs.addresses import parse_networks
 from packs.documents import detect_kind, pack_files, read_document
 from packs.domain import DomainPack
+from packs.endpoints import endpoint_problems
 from packs.importer import upgrade_document
 from packs.loader import load_document, load_many
 from packs.problems import PackError, Problem
@@ -40,7 +42,8 @@ def validate(
     paths: Annotated[list[Path], typer.Argument(help="Pack files or folders.")],
     packs: PacksDir = None,
 ) -> None:
-    """Check packs; one line per problem (FILE: JSON.PATH: message), exit 1 when there is any."""
+    """Check packs; one line per problem (FILE: JSON.PATH: message), exit 1 when there is any.
+    Endpoints are checked as an upload checks them, with EXOPS_OUTBOUND_ALLOWED_NETWORKS."""
     files: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
@@ -56,6 +59,9 @@ def validate(
     result = load_many(files, fallback=fallback.domain if fallback else None)
     print_notices(result.notices)
     problems.extend(result.errors)
+    networks = parse_networks(get_settings().outbound_allowed_networks)
+    for loaded in result.packs:
+        problems.extend(endpoint_problems(loaded.pack, loaded.source, networks))
     if print_problems(sorted(problems)):
         errors.print(f"{len(problems)} problem(s) in {len(files)} file(s)", style="red")
         raise typer.Exit(1)

@@ -88,10 +88,10 @@ async def _domain_name(page: Page) -> str | None:
 async def shelf_of(page: Page, kind: str) -> Shelf:
     services = page.services
     if kind == "policy":
-        admin = PackAdmin(services.db, services.store, "tenant")
+        admin = PackAdmin(services.db, services.store, "tenant", services.runtime.outbound.allowed_networks)
         return Shelf(kind, admin, page.tenant_id, page.can("admin"))
     if kind == "domain":
-        admin = PackAdmin(services.db, services.store, "domain")
+        admin = PackAdmin(services.db, services.store, "domain", services.runtime.outbound.allowed_networks)
         return Shelf(kind, admin, await _domain_name(page), page.principal.is_platform_admin)
     raise UiError(404, f"no pack kind {kind}: it is domain or policy")
 

@@ -11,6 +11,10 @@ with exponential backoff (``backoff_seconds * 2 ** (n - 1)`` before attempt ``n 
 that would only repeat (no SMTP server configured, a webhook secret not set, an address the
 outbound policy refuses, a 5xx SMTP reply, a 4xx HTTP reply other than 408/429) are not retried.
 Errors never contain a webhook URL or any other secret.
+
+A delivering notifier serves one tenant: its secret lookup (``tools.secrets``) answers webhook
+``urlRef`` names from that tenant's namespace only. The SMTP host, though the operator's, passes
+the same outbound policy as every other destination before each connection.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from tools.notifications.formats import email_message, webhook_body
 from tools.notifications.model import Delivery, DeliveryResult, Notice
 from tools.notifications.routing import route, unrouted
 from tools.notifications.webhook import DeliveryError, post_webhook, scrub
-from tools.outbound import OutboundPolicy
+from tools.outbound import OutboundPolicy, OutboundRefused
+from tools.secrets import SecretLookup, SecretMissing
 
-SecretLookup = Callable[[str], str | None]
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_FROM = "exops@localhost"
@@ -68,7 +72,7 @@ class _Failed(Exception):
 
 
 class DeliveringNotifier:
-    """Sends by SMTP and webhook posts, with retries."""
+    """Sends one tenant's notices by SMTP and webhook posts, with retries."""
 
     mode: Literal["record", "send"] = "send"
 
@@ -119,6 +123,10 @@ class DeliveringNotifier:
 
         async def attempt() -> None:
             try:
+                await self._outbound.check_host(smtp.host, smtp.port)
+            except OutboundRefused as exc:
+                raise _Failed(f"refused: SMTP host {exc}", retryable=False) from None
+            try:
                 await send_email(smtp, message)
             except Exception as exc:
                 raise _Failed(describe(exc), retryable=is_transient(exc)) from None
@@ -127,11 +135,12 @@ class DeliveringNotifier:
 
     async def _webhook(self, notice: Notice, delivery: Delivery) -> DeliveryResult:
         ref = delivery.url_ref or ""
-        url = self._secrets(ref) if ref else None
+        try:
+            url = self._secrets(ref) if ref else ""
+        except SecretMissing as exc:
+            return DeliveryResult(delivery, "FAILED", error=f"webhook URL {exc}")
         if not url:
-            return DeliveryResult(
-                delivery, "FAILED", error=f"webhook URL secret {ref!r} is not set in settings"
-            )
+            return DeliveryResult(delivery, "FAILED", error=f"webhook URL secret {ref!r} is empty")
         body = webhook_body(notice, delivery.format)
 
         async def attempt() -> None:

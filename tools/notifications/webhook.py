@@ -8,10 +8,15 @@ addresses), and redirects are not followed (a receiver cannot bounce the post el
 ``DeliveryError.retryable`` says whether another attempt may help: connection failures, timeouts,
 408, 429 and 5xx replies may; a refused address, a redirect and other 4xx replies (a revoked
 webhook answers 404 or 410, a malformed body 400) will fail again the same way.
+
+``httpx`` logs every request's URL (at INFO); while a webhook is posted, a filter on its logger
+redacts that URL, so a deployment that logs at INFO or DEBUG does not write the token to its logs.
 """
 
 from __future__ import annotations
 
+import logging
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +64,23 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+_POSTING: ContextVar[str | None] = ContextVar("exops_webhook_url", default=None)
+"""The webhook URL being posted in this task, for the log filter below."""
+
+
+class _RedactWebhookUrl(logging.Filter):
+    """Rewrites an ``httpx`` log record made while a webhook is posted, without its URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        url = _POSTING.get()
+        if url:
+            record.msg, record.args = scrub(record.getMessage(), url), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactWebhookUrl())
+
+
 async def post_webhook(
     url: str,
     body: dict[str, Any],
@@ -72,6 +94,7 @@ async def post_webhook(
         await outbound.check(url)
     except OutboundRefused as exc:
         raise DeliveryError(f"refused: {scrub(str(exc), url)}", retryable=False) from None
+    posting = _POSTING.set(url)
     try:
         async with httpx.AsyncClient(
             timeout=timeout_seconds, follow_redirects=False, transport=transport
@@ -81,6 +104,8 @@ async def post_webhook(
         raise DeliveryError(_exception_text(exc, url), retryable=True) from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise DeliveryError(_exception_text(exc, url), retryable=False) from None
+    finally:
+        _POSTING.reset(posting)
     status = response.status_code
     if response.is_success:
         return status
