@@ -3,6 +3,7 @@ the notifier. One ``Runtime`` per process, so circuit breakers are shared by eve
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Literal, Protocol
 
 from app.secrets import SecretScope
@@ -20,6 +21,9 @@ from tools.notifications.model import Notifier
 from tools.notifications.notifier import DeliveringNotifier, RecordingNotifier
 from tools.outbound import OutboundPolicy, parse_networks
 from tools.secrets import SecretMissing
+
+LLM_CLIENTS_KEPT = 32
+"""LLM clients a runtime keeps (one per configuration in use)."""
 
 ToolMode = Literal["dry-run", "live"]
 Owner = Literal["platform", "tenant"]
@@ -100,7 +104,7 @@ class Runtime:
     def __init__(self, settings: Settings, registry: PackLookup) -> None:
         self.settings = settings
         self.registry = registry
-        self._llm: dict[LlmConfig, LlmClient] = {}
+        self._llm: OrderedDict[LlmConfig, LlmClient] = OrderedDict()
         self.breakers = BreakerBoard(
             failure_threshold=settings.tool_breaker_failures,
             reset_seconds=settings.tool_breaker_reset_seconds,
@@ -134,9 +138,16 @@ class Runtime:
         )  # fmt: skip
 
     def llm(self, config: LlmConfig) -> LlmClient:
+        """The client for ``config``, reused while it is among the ``LLM_CLIENTS_KEPT`` most recent:
+        inline ``POST /run`` policies can name any number of configurations, and the cache must not
+        grow with them (an evicted client is dropped, not closed, as a run may still hold it)."""
         client = self._llm.get(config)
         if client is None:
-            client = self._llm.setdefault(config, LlmClient(config, outbound=self.outbound))
+            client = self._llm[config] = LlmClient(config, outbound=self.outbound)
+            while len(self._llm) > LLM_CLIENTS_KEPT:
+                self._llm.popitem(last=False)
+        else:
+            self._llm.move_to_end(config)
         return client
 
     def context(

@@ -574,3 +574,20 @@ async def test_secrets_sweep(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     on_disk = files_bytes(data_dir)
     leaks = [(name, v) for name, content in on_disk.items() for v in VALUES if v.encode() in content]
     assert any(name.endswith("checkpoints.sqlite") for name in on_disk) and leaks == []
+
+
+def test_llm_clients_kept_are_bounded(runtime: Runtime) -> None:
+    """Inline /run policies can name endless LLM configurations: the runtime keeps only the latest."""
+    from app.runtime import LLM_CLIENTS_KEPT
+    from graph.llm import LlmConfig
+
+    configs = [
+        LlmConfig(base_url=f"https://llm{i}.example/v1", api_key="k", model="m", timeout_seconds=5)
+        for i in range(LLM_CLIENTS_KEPT + 8)
+    ]
+    first = runtime.llm(configs[0])
+    for config in configs[1:]:
+        runtime.llm(config)
+    assert len(runtime._llm) == LLM_CLIENTS_KEPT
+    assert runtime.llm(configs[-1]) is runtime.llm(configs[-1])
+    assert runtime.llm(configs[0]) is not first  # evicted, then built again
