@@ -159,7 +159,8 @@ def approval_box(pending: dict[str, Any] | None) -> dict[str, Any] | None:
         "evidence": pending.get("evidence") or [], "deadline": pending.get("deadline"),
         "requestedAt": pending.get("requestedAt"), "actionability": pending.get("actionability"),
         "plan": plan, "comments": pending.get("comments") or [], "refusals": pending.get("refusals") or [],
-        "digest": plan_digest(plan), "planYaml": yaml.safe_dump(steps, sort_keys=False, allow_unicode=True),
+        "digest": plan_digest(plan),
+        "planYaml": yaml.safe_dump(steps, sort_keys=False, allow_unicode=True) if steps else "",
     }  # fmt: skip
 
 
