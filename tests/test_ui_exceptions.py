@@ -430,6 +430,7 @@ async def test_an_approval_without_a_plan_offers_edit_reject_and_take_over_but_n
         owner and "Taken over by a person" in taken and "<strong>1. Handle the case by hand</strong>" in taken
     )
     assert f"{owner.group(1)} took this case over." in taken and "case_taken_over" in taken
+    assert f"{owner.group(1)} took the case over: mine" in taken  # the event, in words
     skipped = await follow(api, await post_form(api, f"{LIST}/GLX-1004/steps/1/skip",
                                                 {"csrf_token": form["csrf_token"], "reason": ""}))  # fmt: skip
     assert "✗ say why the step is skipped: a reason is required" in skipped
@@ -440,6 +441,7 @@ async def test_an_approval_without_a_plan_offers_edit_reject_and_take_over_but_n
         in closed
     )
     assert "Skipped because: DTC fixed it" in closed and "OUTCOME_CLOSED_WITHOUT_ACTION" in closed
+    assert "step 1 Handle the case by hand — skipped because: DTC fixed it" in closed  # the event, in words
     listed = await get(api, f"{LIST}?status=CLOSED_WITHOUT_ACTION")
     assert ids_in_table(listed) == ["GLX-1004"] and count_of(listed, "CLOSED_WITHOUT_ACTION") == 1
 
