@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from graph.llm import LlmCall, LlmClient, LlmOutputError
-from packs.common import RESOLUTION_STATUSES
+from packs.common import SETTABLE_STATUSES
 from packs.domain import DomainPack
 from packs.playbook import CallToolStep, ManualStep, Playbook, StepType
 from packs.tenant import TenantPolicyPack
@@ -121,7 +121,7 @@ async def draft_playbook(
         evidence=list(evidence),
         tools=tools,
         step_types=[t for t in STEP_TYPES if tools or t != "call_tool"],
-        statuses=list(RESOLUTION_STATUSES),
+        statuses=list(SETTABLE_STATUSES),
         hint=hint.model_dump(
             mode="json", include={"name", "description", "steps", "successCriteria"}, exclude_defaults=True
         )

@@ -24,14 +24,15 @@ def route_after_supervisor(
 
 
 def route_after_approval(state: CaseState) -> Literal["approval", "execute", "feedback", "escalate"]:
-    """Undecided (a comment, a refused edit) waits again; approve or edit runs; reject ends; expiry escalates."""
+    """Undecided (a comment, a refused answer) waits again; approve, edit or takeover runs the plan;
+    reject ends, or escalates when no plan was proposed (nobody would act); expiry escalates."""
     decision = (state.get("approval") or {}).get("decision")
     if decision is None:
         return "approval"
-    if decision in ("approve", "edit"):
+    if decision in ("approve", "edit", "takeover"):
         return "execute"
     if decision == "reject":
-        return "feedback"
+        return "feedback" if state.get("plan") else "escalate"
     return "escalate"
 
 

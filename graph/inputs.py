@@ -53,16 +53,35 @@ def with_exception_id(raw: RawException) -> RawException:
     return raw.model_copy(update={"exceptionId": f"EX-{uuid.uuid4().hex[:16].upper()}"})
 
 
+def _blank_is_none(value: Any) -> Any:
+    """A reason of only whitespace is no reason."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
 class ApprovalAnswer(BaseModel):
-    """A decision on a pending approval; ``expire`` is the system's answer when the deadline passes."""
+    """A decision on a pending approval; ``expire`` is the system's answer when the deadline passes.
+
+    ``takeover``: the person takes the case over by hand (it stays open, assigned to them). A
+    rejection needs a ``reason``; ``approve`` of an approval whose plan is empty is refused by the
+    approval node (there is nothing to approve), which needs the graph's state to tell.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    decision: Literal["approve", "reject", "edit", "comment", "expire"]
+    decision: Literal["approve", "reject", "edit", "comment", "expire", "takeover"]
     actor: str = Field(min_length=1, max_length=200)
     actorType: Literal["human", "system"] = "human"
     comment: str | None = Field(default=None, max_length=5000)
+    reason: str | None = Field(default=None, max_length=5000, description="Why it is rejected")
     editedPlan: list[PlaybookStep] | None = None
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _no_blank_reason(cls, value: Any) -> Any:
+        return _blank_is_none(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> ApprovalAnswer:
@@ -72,19 +91,39 @@ class ApprovalAnswer(BaseModel):
             raise ValueError("editedPlan is only allowed with decision 'edit'")
         if self.decision == "comment" and not self.comment:
             raise ValueError("a comment decision needs a comment")
+        if self.decision == "reject" and self.reason is None:
+            raise ValueError("a rejection needs a reason")
+        if self.decision != "reject" and self.reason is not None:
+            raise ValueError("a reason is only given with decision 'reject'")
         if self.decision == "expire" and self.actorType != "system":
             raise ValueError("only the system expires an approval")
+        if self.decision == "takeover" and self.actorType != "human":
+            raise ValueError("only a person takes a case over")
         return self
 
 
 class ManualStepAnswer(BaseModel):
-    """A person completing or skipping the manual step the case is waiting on."""
+    """A person completing or skipping the manual step the case is waiting on; skipping needs a reason."""
 
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["complete", "skip"]
     actor: str = Field(min_length=1, max_length=200)
     notes: str | None = Field(default=None, max_length=5000)
+    reason: str | None = Field(default=None, max_length=5000, description="Why the step is skipped")
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _no_blank_reason(cls, value: Any) -> Any:
+        return _blank_is_none(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ManualStepAnswer:
+        if self.action == "skip" and self.reason is None:
+            raise ValueError("skipping a step needs a reason")
+        if self.action == "complete" and self.reason is not None:
+            raise ValueError("a reason is only given when skipping a step")
+        return self
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

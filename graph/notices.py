@@ -33,9 +33,12 @@ def notice_for(
     text: str,
     status: str | None = None,
     facts: dict[str, Any] | None = None,
+    headline: str | None = None,
 ) -> Notice:
+    """``headline`` replaces the event's usual subject word (a finished case closed without action is
+    sent as the ``resolved`` event, so tenants' ``notifyOn`` keeps working, but not called resolved)."""
     kind = exception.get("exceptionType") or "exception"
-    subject = f"{SUBJECTS[event]}: {kind} {exception.get('exceptionId')}"
+    subject = f"{headline or SUBJECTS[event]}: {kind} {exception.get('exceptionId')}"
     if exception.get("severity"):
         subject += f" ({exception['severity']})"
     return Notice(

@@ -62,6 +62,27 @@ def plan_from_steps(
     return build_plan(ctx, playbook, exception)
 
 
+def allowed_decisions(plan: Sequence[dict[str, Any]]) -> list[str]:
+    """What a person may answer an approval asking about ``plan``: no approve while it is empty."""
+    return (
+        ["approve", "reject", "edit", "comment", "takeover"]
+        if plan
+        else ["reject", "edit", "comment", "takeover"]
+    )
+
+
+def takeover_plan(ctx: RunContext, who: str, exception: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The plan of a case a person took over: one manual step, theirs. Nothing in it runs on its own,
+    so the case stays open until they complete it (resolved) or skip it (closed without action)."""
+    step = ManualStep(
+        type="manual",
+        name="Handle the case by hand",
+        instructions=f"{who} took this case over. Handle the exception by hand, then complete this step "
+        "saying what was done, or skip it with the reason to close the case without action.",
+    )
+    return plan_from_steps(ctx, [step], exception, name="Taken over")
+
+
 def approve(plan: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """After a human approval, steps that waited for one may run; manual steps still wait for a person."""
     approved = []

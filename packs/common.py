@@ -14,7 +14,13 @@ Severity = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 SEVERITIES: tuple[Severity, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
-ResolutionStatus = Literal["OPEN", "IN_PROGRESS", "PENDING_APPROVAL", "RESOLVED", "ESCALATED", "REJECTED"]
+SettableStatus = Literal["OPEN", "IN_PROGRESS", "PENDING_APPROVAL", "RESOLVED", "ESCALATED", "REJECTED"]
+"""The statuses a playbook's ``set_status`` step may set."""
+ResolutionStatus = Literal[
+    "OPEN", "IN_PROGRESS", "PENDING_APPROVAL", "RESOLVED", "ESCALATED", "REJECTED", "CLOSED_WITHOUT_ACTION"
+]
+"""Every status a case can have. ``CLOSED_WITHOUT_ACTION``: people skipped the steps left and nothing
+was done; only the graph's feedback stage sets it (a step that sets it would itself be an action)."""
 RESOLUTION_STATUSES: tuple[ResolutionStatus, ...] = (
     "OPEN",
     "IN_PROGRESS",
@@ -22,7 +28,20 @@ RESOLUTION_STATUSES: tuple[ResolutionStatus, ...] = (
     "RESOLVED",
     "ESCALATED",
     "REJECTED",
+    "CLOSED_WITHOUT_ACTION",
 )
+SETTABLE_STATUSES: tuple[SettableStatus, ...] = (
+    "OPEN",
+    "IN_PROGRESS",
+    "PENDING_APPROVAL",
+    "RESOLVED",
+    "ESCALATED",
+    "REJECTED",
+)
+FINISHED_STATUSES: frozenset[ResolutionStatus] = frozenset(
+    {"RESOLVED", "REJECTED", "ESCALATED", "CLOSED_WITHOUT_ACTION"}
+)
+"""Statuses after which the graph does nothing more with a case."""
 
 Actionability = Literal[
     "ACTIONABLE_APPROVED_PROCESS",

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from packs.common import PackModel, ResolutionStatus, Severity
+from packs.common import PackModel, SettableStatus, Severity
 from packs.conditions import TriagedCondition
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]*$", max_length=128)]
@@ -57,7 +57,7 @@ class AssignOwnerStep(StepBase):
 
 class SetStatusStep(StepBase):
     type: Literal["set_status"]
-    status: ResolutionStatus
+    status: SettableStatus
 
 
 class AddCommentStep(StepBase):

@@ -33,7 +33,7 @@ async def test_queue_shape(api: Api) -> None:
     item = await pending_approval(api)
     assert item["approvalId"] == "APR-GLX-1003-1" and item["status"] == "PENDING"
     assert {"approvalId", "exceptionId", "severity", "createdAt", "deadline", "payload"} <= item.keys()
-    assert item["payload"]["allowedDecisions"] == ["approve", "reject", "edit", "comment"]
+    assert item["payload"]["allowedDecisions"] == ["approve", "reject", "edit", "comment", "takeover"]
     one = await api.client.get(f"/approvals/globex-markets/{item['approvalId']}", headers=api.as_("viewer"))
     assert one.json()["payload"]["plan"] and one.json()["exceptionId"] == "GLX-1003"
     assert (
@@ -62,8 +62,8 @@ async def test_approve_resumes_the_graph(api: Api) -> None:
 async def test_reject(api: Api) -> None:
     item = await pending_approval(api)
     response = await api.client.post(f"/approvals/globex-markets/{item['approvalId']}/reject",
-                                     json={"comment": "wrong counterparty"}, headers=api.as_("operator"))  # fmt: skip
-    assert response.json()["status"] == "REJECTED"
+                                     json={"reason": "wrong counterparty"}, headers=api.as_("operator"))  # fmt: skip
+    assert response.json()["status"] == "REJECTED" and response.json()["reason"] == "wrong counterparty"
     assert (await case(api))["resolutionStatus"] == "REJECTED"
 
 
@@ -93,7 +93,9 @@ async def test_edit_with_a_tool_the_tenant_may_not_use_is_refused_and_stays_pend
     again = await api.client.get(f"/approvals/globex-markets/{item['approvalId']}", headers=api.as_("viewer"))
     assert again.json()["status"] == "PENDING"
     ok = await api.client.post(
-        f"/approvals/globex-markets/{item['approvalId']}/reject", json={}, headers=api.as_("operator")
+        f"/approvals/globex-markets/{item['approvalId']}/reject",
+        json={"reason": "r"},
+        headers=api.as_("operator"),
     )
     assert ok.json()["status"] == "REJECTED"
 
@@ -101,7 +103,9 @@ async def test_edit_with_a_tool_the_tenant_may_not_use_is_refused_and_stays_pend
 async def test_second_decision_is_409(api: Api) -> None:
     item = await pending_approval(api)
     url = f"/approvals/globex-markets/{item['approvalId']}"
-    assert (await api.client.post(f"{url}/reject", json={}, headers=api.as_("operator"))).status_code == 200
+    assert (
+        await api.client.post(f"{url}/reject", json={"reason": "r"}, headers=api.as_("operator"))
+    ).status_code == 200
     second = await api.client.post(f"{url}/approve", json={}, headers=api.as_("operator"))
     assert (
         second.status_code == 409
@@ -114,7 +118,7 @@ async def test_two_concurrent_decisions_cannot_both_run(api: Api) -> None:
     url = f"/approvals/globex-markets/{item['approvalId']}"
     first, second = await asyncio.gather(
         api.client.post(f"{url}/approve", json={}, headers=api.as_("operator")),
-        api.client.post(f"{url}/reject", json={}, headers=api.as_("operator")),
+        api.client.post(f"{url}/reject", json={"reason": "r"}, headers=api.as_("operator")),
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
     decided = [e for e in (await case(api))["record"]["auditTrail"] if e["type"] == "approval_decided"]
@@ -166,7 +170,9 @@ async def test_two_tenants_may_use_the_same_exception_id(api: Api) -> None:
         ]
         assert item["approvalId"] == "APR-SAME-1-1" and item["tenantId"] == tenant
     decided = await api.client.post(
-        "/approvals/acme-capital/APR-SAME-1-1/reject", json={}, headers=api.as_("operator", "acme-capital")
+        "/approvals/acme-capital/APR-SAME-1-1/reject",
+        json={"reason": "r"},
+        headers=api.as_("operator", "acme-capital"),
     )
     assert decided.status_code == 200
     still = await api.client.get("/approvals/globex-markets/APR-SAME-1-1", headers=api.as_("viewer"))

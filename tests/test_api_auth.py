@@ -138,7 +138,7 @@ async def test_decisions_record_the_token_subject(api: Api) -> None:
                                                  "rawPayload": {}})  # fmt: skip
     [item] = (await api.client.get("/approvals/globex-markets", headers=auth)).json()["items"]
     decided = await api.client.post(
-        f"/approvals/globex-markets/{item['approvalId']}/reject", json={}, headers=auth
+        f"/approvals/globex-markets/{item['approvalId']}/reject", json={"reason": "not ours"}, headers=auth
     )
     assert decided.json()["decidedBy"] == "alice@globex"
 

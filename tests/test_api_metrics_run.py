@@ -63,6 +63,7 @@ async def test_metrics_on_a_known_batch(api: Api) -> None:
         "nonActionableCount": 1,
         "pendingApprovals": 2,
         "escalations": 1,
+        "closedWithoutAction": 0,
         "byStatus": {"RESOLVED": 3, "ESCALATED": 1, "IN_PROGRESS": 1, "PENDING_APPROVAL": 2},
         "bySeverity": figures["bySeverity"],
         "byType": figures["byType"],
@@ -77,7 +78,7 @@ async def test_metrics_on_a_known_batch(api: Api) -> None:
     assert done.json()["resolutionStatus"] == "RESOLVED"
     after = await metrics(api)
     assert after["autoResolutionRate"] == 0.4 and after["byStatus"]["RESOLVED"] == 4  # resolved with people
-    rejected = await api.client.post("/approvals/globex-markets/APR-GLX-1003-1/reject", json={},
+    rejected = await api.client.post("/approvals/globex-markets/APR-GLX-1003-1/reject", json={"reason": "r"},
                                      headers=api.as_("operator"))  # fmt: skip
     assert rejected.status_code == 200
     final = await metrics(api)

@@ -127,16 +127,22 @@ async def test_only_the_next_expected_step(api: Api) -> None:
 
 async def test_skip(api: Api) -> None:
     await post(api, "GLX-1002")
-    response = await api.client.post(f"{BASE}/GLX-1002/playbook/steps/4/skip", json={"notes": "not needed"},
+    response = await api.client.post(f"{BASE}/GLX-1002/playbook/steps/4/skip", json={"reason": "not needed"},
                                      headers=api.as_("admin"))  # fmt: skip
     assert response.status_code == 200, response.text
     step = response.json()["steps"][3]
-    assert step["status"] == "SKIPPED" and step["notes"] == "not needed" and step["actorType"] == "human"
-    [event] = await events(api, "GLX-1002", "playbook_step_skipped")
-    assert event["actor"]["type"] == "human" and event["data"] == {
+    assert step["status"] == "SKIPPED" and step["skipReason"] == "not needed" and step["actorType"] == "human"
+    skipped = await events(api, "GLX-1002", "playbook_step_skipped")
+    [event] = [e for e in skipped if e["actor"]["type"] == "human"]
+    # the playbook's last step (set_status RESOLVED) is withheld: nothing was done, so nothing is resolved
+    [withheld] = [e for e in skipped if e["actor"]["type"] == "agent"]
+    assert withheld["data"]["order"] == 5 and withheld["data"]["detail"].startswith("not marked RESOLVED")
+    assert response.json()["resolutionStatus"] == "CLOSED_WITHOUT_ACTION"
+    assert event["data"] == {
         "order": 4,
         "name": step["name"],
-        "notes": "not needed",
+        "notes": None,
+        "reason": "not needed",
     }
 
 

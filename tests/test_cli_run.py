@@ -89,3 +89,39 @@ def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
 def test_unknown_tenant(tmp_path: Path) -> None:
     code, _, err = run(tmp_path, str(EXAMPLES), "--tenant", "nobody")
     assert code == 2 and "tenant 'nobody' has no policy pack" in err
+
+
+def resume(tmp_path: Path, exception_id: str, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(cli, ["resume", exception_id, "--tenant", "globex-markets", "--actor", "alice", *args,
+                                 "--checkpoints", str(tmp_path / "cp.sqlite")])  # fmt: skip
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_resume_refuses_to_approve_nothing_and_takes_over(tmp_path: Path) -> None:
+    """GLX-1004 (CRITICAL, no plan): approve is refused with the ways on; takeover keeps it open."""
+    run(tmp_path, str(EXAMPLES), "--tenant", "globex-markets", "--json")
+    code, out, err = resume(tmp_path, "GLX-1004", "--decision", "approve")
+    assert code == 1 and "no plan is proposed" in err and "--decision takeover" in err
+    assert json.loads(out)["resolutionStatus"] == "PENDING_APPROVAL"
+    code, _, err = resume(tmp_path, "GLX-1004", "--decision", "reject")
+    assert code == 2 and "needs --reason" in err
+    code, out, err = resume(tmp_path, "GLX-1004", "--decision", "takeover", "--comment", "mine")
+    assert code == 0, err
+    taken = json.loads(out)
+    assert taken["resolutionStatus"] == "IN_PROGRESS" and taken["pending"]["kind"] == "manual_step"
+    code, _, err = resume(tmp_path, "GLX-1004", "--decision", "skip", "--reason", "  ")
+    assert code == 2 and "needs --reason" in err
+    code, out, err = resume(tmp_path, "GLX-1004", "--decision", "skip", "--reason", "DTC fixed it upstream")
+    assert code == 0, err
+    closed = json.loads(out)
+    assert closed["resolutionStatus"] == "CLOSED_WITHOUT_ACTION"
+    assert closed["outcome"]["skipped"] == [
+        {"order": 1, "name": "Handle the case by hand", "by": "alice", "reason": "DTC fixed it upstream"}
+    ]
+
+
+def test_resume_reject_with_a_reason(tmp_path: Path) -> None:
+    run(tmp_path, str(EXAMPLES), "--tenant", "globex-markets", "--json")
+    code, out, err = resume(tmp_path, "GLX-1003", "--decision", "reject", "--reason", "LEI renewed")
+    assert code == 0, err
+    assert json.loads(out)["resolutionStatus"] == "REJECTED"

@@ -49,18 +49,24 @@ def test_after_supervisor(state: dict[str, Any], expected: str) -> None:
     assert route_after_supervisor(state) == expected  # type: ignore[arg-type]
 
 
+STEP = {"order": 1, "type": "manual", "name": "Fix it"}
+
+
 @pytest.mark.parametrize(
-    ("decision", "expected"),
+    ("decision", "plan", "expected"),
     [
-        ("approve", "execute"),
-        ("edit", "execute"),
-        ("reject", "feedback"),
-        ("expire", "escalate"),
-        (None, "approval"),
+        ("approve", [STEP], "execute"),
+        ("edit", [STEP], "execute"),
+        ("takeover", [STEP], "execute"),
+        ("reject", [STEP], "feedback"),
+        ("reject", [], "escalate"),  # nothing was proposed: rejecting leaves nobody acting on the case
+        ("expire", [STEP], "escalate"),
+        (None, [STEP], "approval"),
     ],
 )
-def test_after_approval(decision: str | None, expected: str) -> None:
-    assert route_after_approval({"approval": {"decision": decision}}) == expected  # type: ignore[typeddict-item]
+def test_after_approval(decision: str | None, plan: list[dict[str, Any]], expected: str) -> None:
+    state = {"approval": {"decision": decision}, "plan": plan}
+    assert route_after_approval(state) == expected  # type: ignore[arg-type]
 
 
 def test_after_execute() -> None:

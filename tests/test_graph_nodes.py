@@ -155,7 +155,7 @@ class TestSupervisor:
         assert state["review"]["outcome"] == "require_approval" and state["status"] == "PENDING_APPROVAL"
         assert request["approvalId"] == "APR-E-1-1" and request["deadline"] == "2026-11-20T13:00:00+00:00"
         assert "noAutoActionIfSeverityIn includes CRITICAL: a person must act" in request["why"]
-        assert request["allowedDecisions"] == ["approve", "reject", "edit", "comment"]
+        assert request["allowedDecisions"] == ["approve", "reject", "edit", "comment", "takeover"]
 
     async def test_low_confidence_chain_escalates(self) -> None:
         domain, tenant = mini_packs(

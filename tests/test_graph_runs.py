@@ -76,7 +76,7 @@ async def test_approval_then_reject(runner: CaseRunner) -> None:
     ctx = context()
     await runner.start(ctx, raw("E-REJ", "SETTLEMENT_FAIL", tradeId="T", amount=60_000_000))
     result = await runner.resume(
-        ctx, "E-REJ", {"decision": "reject", "actor": "alice", "comment": "not ours"}, expect="approval"
+        ctx, "E-REJ", {"decision": "reject", "actor": "alice", "reason": "not ours"}, expect="approval"
     )
     assert result["resolutionStatus"] == "REJECTED" and result["outcome"]["outcome"] == "rejected"
     assert all(step["status"] == "PENDING" for step in result["plan"])
@@ -124,7 +124,8 @@ async def test_comment_and_refused_edit_keep_the_approval_pending(runner: CaseRu
     assert waiting["pending"]["refusals"] == [
         "edit by carol refused: step 1 calls tool 'getTrade', which tenant mini-bank does not allow"
     ]
-    done = await runner.resume(ctx, "E-CMT", {"decision": "reject", "actor": "carol"}, expect="approval")
+    done = await runner.resume(ctx, "E-CMT", {"decision": "reject", "actor": "carol", "reason": "no"},
+                               expect="approval")  # fmt: skip
     assert done["resolutionStatus"] == "REJECTED"
 
 
@@ -144,6 +145,78 @@ async def test_invalid_answers_are_refused_and_nothing_is_lost(runner: CaseRunne
     assert still["resolutionStatus"] == "PENDING_APPROVAL" and still["approvalId"] == "APR-E-BAD-1"
     done = await runner.resume(ctx, "E-BAD", {"decision": "approve", "actor": "x"}, expect="approval")
     assert done["pending"]["kind"] == "manual_step"
+
+
+async def test_an_empty_plan_is_never_approved_into_resolved(runner: CaseRunner) -> None:
+    ctx = context()
+    first = await runner.start(ctx, raw("E-NONE", "SEC_MASTER_MISMATCH", impact="ECONOMIC"))
+    assert first["resolutionStatus"] == "PENDING_APPROVAL" and first["plan"] == []
+    assert first["pending"]["allowedDecisions"] == ["reject", "edit", "comment", "takeover"]
+    refused = await runner.resume(ctx, "E-NONE", {"decision": "approve", "actor": "alice"}, expect="approval")
+    assert refused["resolutionStatus"] == "PENDING_APPROVAL" and refused["approvalId"] == "APR-E-NONE-1"
+    assert refused["pending"]["refusals"] == [
+        "approve by alice refused: no plan is proposed, so there is nothing to approve"
+    ]
+    # an approval written straight into the state, past the approval node, still resolves nothing
+    config = config_for("mini-bank", "E-NONE", "t")
+    decided = {
+        "approvalId": "APR-E-NONE-1",
+        "decision": "approve",
+        "actor": {"type": "human", "id": "mallory"},
+    }
+    await runner.graph.aupdate_state(config, {"approval": decided, "approvalRequest": None, "status": "IN_PROGRESS"},
+                                     as_node="approval")  # fmt: skip
+    await runner.invoke(None, config, ctx)
+    result = await runner.result("mini-bank", "E-NONE")
+    assert result["resolutionStatus"] == "ESCALATED"
+    assert result["escalation"]["reason"].startswith("there is no plan to carry out")
+
+
+async def test_rejecting_an_empty_plan_escalates(runner: CaseRunner) -> None:
+    ctx = context()
+    await runner.start(ctx, raw("E-NONE2", "SEC_MASTER_MISMATCH", impact="ECONOMIC"))
+    result = await runner.resume(ctx, "E-NONE2", {"decision": "reject", "actor": "alice", "reason": "not ours"},
+                                 expect="approval")  # fmt: skip
+    assert result["resolutionStatus"] == "ESCALATED" and stages(result)[-3:] == [
+        "approval",
+        "escalate",
+        "feedback",
+    ]
+    assert result["escalation"]["reason"] == (
+        "approval APR-E-NONE2-1 rejected by alice with no plan proposed: not ours"
+    )
+
+
+async def test_reject_and_skip_need_a_reason(runner: CaseRunner) -> None:
+    ctx = context()
+    await runner.start(ctx, raw("E-WHY", "SETTLEMENT_FAIL", tradeId="T", amount=60_000_000))
+    for answer in (
+        {"decision": "reject", "actor": "a"},
+        {"decision": "reject", "actor": "a", "reason": "  "},
+    ):
+        with pytest.raises(InvalidAnswer):
+            await runner.resume(ctx, "E-WHY", answer, expect="approval")
+    await runner.resume(ctx, "E-WHY", {"decision": "approve", "actor": "a"}, expect="approval")
+    for answer in ({"action": "skip", "actor": "b"}, {"action": "skip", "actor": "b", "reason": "\t"}):
+        with pytest.raises(InvalidAnswer):
+            await runner.resume(ctx, "E-WHY", answer, expect="manual_step")
+    assert (await runner.result("mini-bank", "E-WHY"))["pending"]["kind"] == "manual_step"
+
+
+async def test_skipping_every_step_left_closes_without_action(runner: CaseRunner) -> None:
+    ctx = context()
+    await runner.start(ctx, raw("E-SKIP", "SETTLEMENT_FAIL", tradeId="T", amount=60_000_000))
+    await runner.resume(ctx, "E-SKIP", {"decision": "approve", "actor": "alice"}, expect="approval")
+    result = await runner.resume(ctx, "E-SKIP", {"action": "skip", "actor": "bob", "reason": "duplicate"},
+                                 expect="manual_step")  # fmt: skip
+    assert result["resolutionStatus"] == "CLOSED_WITHOUT_ACTION"
+    assert result["outcome"]["outcome"] == "closed_without_action"
+    assert result["outcome"]["skipped"] == [
+        {"order": 2, "name": "Desk review", "by": "bob", "reason": "duplicate"}
+    ]
+    feedback = result["stages"][-1]
+    assert feedback["decision"] == "OUTCOME_CLOSED_WITHOUT_ACTION"
+    assert {"kind": "human", "detail": "step 2 Desk review skipped by bob: duplicate"} in feedback["evidence"]
 
 
 async def test_expired_approval_escalates(runner: CaseRunner) -> None:

@@ -119,7 +119,9 @@ async def test_queue_lists_the_waiting_approvals_soonest_deadline_first(api: Api
     late = row_of(text, "APR-GLX-1004-1")
     assert re.search(r"⌛</span> overdue by 1 h (4|5) min</span>", late)
     assert re.search(r">requested 5 h 0 min ago</span>", late) and "<span>due <time datetime=" in late
-    assert "No plan is proposed" in late and 'data-confirm="No plan is proposed for GLX-1004' in late
+    assert "No plan is proposed" in late and 'value="approve"' not in late  # nothing to approve
+    assert "edit in a plan or take the case over</a>, or reject it." in late
+    assert re.search(r'<input type="text" id="reason-1" name="reason"[^>]* required>', late)
     pending = await api.services.runner.pending(T, "GLX-1003")
     assert pending is not None
     fields = form_of(text, "APR-GLX-1003-1")
@@ -182,12 +184,18 @@ async def test_reject_from_the_list(api: Api) -> None:
     await ingest(api)
     await sign_in(api, "operator")
     fields = form_of(await page(api, QUEUE), "APR-GLX-1003-1")
-    response = await api.client.post(DECIDE_1003, data={**fields, "decision": "reject"})
+    response = await api.client.post(DECIDE_1003, data={**fields, "decision": "reject", "reason": "  "})
+    assert flash(response) == f"{QUEUE}?error=GLX-1003: say why you reject it: a reason is required"
+    assert (await approval(api))["status"] == "PENDING"
+    response = await api.client.post(
+        DECIDE_1003, data={**fields, "decision": "reject", "reason": "LEI renewed"}
+    )
     assert flash(response) == f"{QUEUE}?notice=GLX-1003 (APR-GLX-1003-1): Rejected."
-    assert (await approval(api))["status"] == "REJECTED"
+    assert (await approval(api))["status"] == "REJECTED" and (await approval(api))["reason"] == "LEI renewed"
     assert await case_status(api, "GLX-1003") == "REJECTED"
     decided = await page(api, f"{QUEUE}?decided=1")
     assert '<span aria-hidden="true">✗</span> REJECTED</span>' in decided
+    assert "<small>Reason: LEI renewed</small>" in decided
 
 
 async def test_a_stale_plan_digest_is_refused(api: Api) -> None:
@@ -313,7 +321,7 @@ async def test_dashboard_figures_match_the_ingested_batch(api: Api) -> None:
 
     assert table_rows(text, "Finished cases by outcome") == {
         "Auto-resolved": ["2", "50 %"], "Resolved with people": ["1", "25 %"],
-        "Rejected": ["0", "0 %"], "Escalated": ["1", "25 %"],
+        "Rejected": ["0", "0 %"], "Escalated": ["1", "25 %"], "Closed without action": ["0", "0 %"],
     }  # fmt: skip
     assert table_rows(text, "Mean time to resolution per severity") == {
         "HIGH": ["1 min", "60"], "LOW": ["3.5 min", "210"]  # GLX-1001; GLX-1005 and GLX-1007

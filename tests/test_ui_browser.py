@@ -167,3 +167,32 @@ def test_every_other_page_renders_at_laptop_and_tablet_width(
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways at {width}px"
         shot(page, f"{name}-{width}")
+
+
+def test_an_approval_without_a_plan_cannot_be_approved_and_is_taken_over(
+    product: Product, browser: object
+) -> None:
+    """GLX-1004, the CRITICAL $75m fail with no plan: no Approve button; Reject and Skip ask for a reason."""
+    page = _page(browser)
+    sign_in(page, product, "operator")
+    page.goto(f"{product.url}/ui/t/globex-markets/exceptions/GLX-1004")
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text("PENDING_APPROVAL")
+    expect(page.locator(".approval-box")).to_contain_text("No plan is proposed")
+    expect(page.get_by_role("button", name="✓ Approve")).to_have_count(0)
+    reason = page.get_by_label(re.compile(r"^Reason for rejecting"))
+    page.get_by_role("button", name="✗ Reject").click()  # no reason: the browser keeps the form
+    assert reason.evaluate("element => element.validity.valueMissing")
+    expect(heading).to_contain_text("PENDING_APPROVAL")
+    shot(page, "12-no-plan")
+    page.get_by_role("button", name="☞ Take over").click()
+    expect(page.get_by_role("status").first).to_contain_text("You took the case over")
+    expect(heading).to_contain_text("IN_PROGRESS")
+    skip = page.get_by_role("button", name="↷ Skip step 1")
+    skip.click()  # no reason: nothing is sent
+    expect(heading).to_contain_text("IN_PROGRESS")
+    page.get_by_label(re.compile(r"^Reason for skipping")).fill("DTC fixed it upstream")
+    skip.click()
+    expect(heading).to_contain_text("CLOSED_WITHOUT_ACTION")
+    expect(page.locator("main")).to_contain_text("Skipped because: DTC fixed it upstream")
+    shot(page, "13-closed-without-action")

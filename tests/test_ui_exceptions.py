@@ -207,7 +207,9 @@ async def test_a_case_waiting_on_a_manual_step_and_its_notifications(api: Api) -
     html = await get(api, f"{LIST}/GLX-1002")
     assert re.search(r'<li class="current" aria-current="step">\s*<div>\s*<strong>4\. Agree economics', html)
     assert f'action="{LIST}/GLX-1002/steps/4/complete"' in html
-    assert f'formaction="{LIST}/GLX-1002/steps/4/skip"' in html
+    skip = re.search(rf'<form method="post" action="{LIST}/GLX-1002/steps/4/skip" class="step-skip">.*?</form>',
+                     html, re.S)  # fmt: skip
+    assert skip and re.search(r'<textarea id="step-reason-4" name="reason"[^>]* required>', skip.group(0))
     assert "waiting for a person to do step 4: Agree economics with trader and counterparty" in html
     events = await api.client.get(f"/exceptions/{TENANT}/GLX-1002/events?limit=1", headers=api.as_("viewer"))
     total = events.json()["total"]
@@ -234,7 +236,7 @@ async def test_completing_the_manual_step_through_the_form(api: Api) -> None:
     assert (
         '<span class="kind kind-playbook">playbook</span> <span class="kind kind-human">human</span>' in html
     )
-    again = await post_form(api, f"{LIST}/GLX-1002/steps/4/skip", {"csrf_token": csrf})
+    again = await post_form(api, f"{LIST}/GLX-1002/steps/4/skip", {"csrf_token": csrf, "reason": "late"})
     assert "error=case%20GLX-1002%20is%20not%20waiting%20for%20a%20manual%20step" in again.headers["location"]
 
 
@@ -383,3 +385,73 @@ async def test_an_unknown_case_is_404(api: Api) -> None:
     csrf = csrf_of(await get(api, LIST))
     response = await post_form(api, f"{LIST}/GLX-9999/recalculate", {"csrf_token": csrf})
     assert response.status_code == 404
+
+
+def form_with(html: str, css: str) -> str:
+    found = re.search(rf'<form method="post" action="[^"]+" class="{css}">.*?</form>', html, re.S)
+    assert found, f"no {css} form"
+    return found.group(0)
+
+
+async def test_an_approval_without_a_plan_offers_edit_reject_and_take_over_but_no_approve(api: Api) -> None:
+    await ingest(api)
+    await sign_in(api, "operator")
+    html = await get(api, f"{LIST}/GLX-1004")
+    box = html.split('id="approval-h"', 1)[1].split("</section>", 1)[0]
+    assert (
+        "<strong>No plan is proposed</strong>: no approved playbook applies, so there is nothing to approve."
+        in box
+    )
+    assert 'value="approve"' not in box and "✓ Approve</button>" not in box
+    reject = form_with(box, "reject")
+    assert '<input type="hidden" name="decision" value="reject">' in reject
+    assert re.search(r'<textarea id="reject-reason" name="reason"[^>]* required></textarea>', reject)
+    assert "with no plan proposed the case escalates" in reject
+    takeover = form_with(box, "takeover")
+    assert (
+        '<input type="hidden" name="decision" value="takeover">' in takeover
+        and "☞ Take over</button>" in takeover
+    )
+    assert "<details open>\n    <summary>Edit the plan</summary>" in box
+    url = f"{LIST}/GLX-1004/approvals/APR-GLX-1004-1/decide"
+    digest = re.search(r'name="plan_digest" value="([0-9a-f]{16})"', box)
+    assert digest
+    form = {"csrf_token": csrf_of(html), "plan_digest": digest.group(1)}
+    refused = await follow(api, await post_form(api, url, {**form, "decision": "approve"}))
+    assert "✗ there is no plan to approve: write the steps with “Edit the plan”" in refused
+    no_reason = await follow(api, await post_form(api, url, {**form, "decision": "reject", "reason": " "}))
+    assert "✗ say why you reject it: a reason is required" in no_reason
+    assert await case_status(api, "GLX-1004") == "PENDING_APPROVAL"
+    taken = await follow(api, await post_form(api, url, {**form, "decision": "takeover", "comment": "mine"}))
+    assert "✓ You took the case over: it stays open and assigned to you" in taken
+    assert await case_status(api, "GLX-1004") == "IN_PROGRESS"
+    owner = re.search(r"<dt>Owner</dt><dd>(key:[^<]+)</dd>", taken)
+    assert (
+        owner and "Taken over by a person" in taken and "<strong>1. Handle the case by hand</strong>" in taken
+    )
+    assert f"{owner.group(1)} took this case over." in taken and "case_taken_over" in taken
+    assert f"{owner.group(1)} took the case over: mine" in taken  # the event, in words
+    skipped = await follow(api, await post_form(api, f"{LIST}/GLX-1004/steps/1/skip",
+                                                {"csrf_token": form["csrf_token"], "reason": ""}))  # fmt: skip
+    assert "✗ say why the step is skipped: a reason is required" in skipped
+    closed = await follow(api, await post_form(api, f"{LIST}/GLX-1004/steps/1/skip",
+                                               {"csrf_token": form["csrf_token"], "reason": "DTC fixed it"}))  # fmt: skip
+    assert (
+        '<span class="badge status-closed_without_action"><span aria-hidden="true">∅</span> CLOSED_WITHOUT_ACTION'
+        in closed
+    )
+    assert "Skipped because: DTC fixed it" in closed and "OUTCOME_CLOSED_WITHOUT_ACTION" in closed
+    assert "step 1 Handle the case by hand — skipped because: DTC fixed it" in closed  # the event, in words
+    listed = await get(api, f"{LIST}?status=CLOSED_WITHOUT_ACTION")
+    assert ids_in_table(listed) == ["GLX-1004"] and count_of(listed, "CLOSED_WITHOUT_ACTION") == 1
+
+
+async def test_rejecting_an_empty_plan_from_the_case_page_escalates(api: Api) -> None:
+    await ingest(api)
+    await sign_in(api, "operator")
+    html = await get(api, f"{LIST}/GLX-1004")
+    url = f"{LIST}/GLX-1004/approvals/APR-GLX-1004-1/decide"
+    done = await follow(api, await post_form(api, url, {"csrf_token": csrf_of(html), "decision": "reject",
+                                                         "reason": "treasury handles it"}))  # fmt: skip
+    assert "✓ Rejected: with no plan proposed, the case escalates." in done
+    assert await case_status(api, "GLX-1004") == "ESCALATED"

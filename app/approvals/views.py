@@ -1,4 +1,11 @@
-"""Routes for approvals: list, read one, approve (optionally with an edited plan), reject."""
+"""Routes for approvals: list, read one, approve (optionally with an edited plan), reject, take over.
+
+An approval whose plan is empty cannot be approved (409: there is nothing to approve); the detail
+names the ways on: reject with a reason (the case escalates), approve with an ``editedPlan`` of at
+least one step, or take the case over. 409 rather than 422 because the body is fine: the same body
+approves an approval that has a plan; it is the approval's state that refuses it. A rejection needs
+a reason; a body without one (or with only whitespace) is a 422 at ``body.reason``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 
 from app.api.deps import Operator, ServicesDep, Viewer
@@ -17,19 +24,30 @@ from packs.playbook import PlaybookStep
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 
 
+ApprovalStatus = Literal["PENDING", "DECIDING", "APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER"]
+Comment = Annotated[str | None, Field(max_length=5000)]
+Reason = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=5000),
+    Field(description="Why: required, and not blank"),
+]
+
+
 class ApprovalView(BaseModel):
     approvalId: str
     exceptionId: str
     tenantId: str
-    status: str
+    status: str = Field(description="PENDING, DECIDING (being decided now), APPROVED, EDITED, REJECTED, "
+                        "EXPIRED or TAKEN_OVER")  # fmt: skip
     severity: str | None
     createdAt: datetime
     deadline: datetime
     payload: dict[str, Any]
-    decision: str | None
+    decision: str | None = Field(description="approve, edit, reject, expire or takeover")
     decidedBy: str | None
     decidedAt: datetime | None
     comment: str | None
+    reason: str | None = Field(description="A rejection's reason")
 
 
 class ApprovalPage(BaseModel):
@@ -38,12 +56,31 @@ class ApprovalPage(BaseModel):
 
 
 class Decision(BaseModel):
+    """Approve the plan as proposed, or (``editedPlan``) with these steps instead."""
+
     model_config = ConfigDict(extra="forbid")
 
-    comment: str | None = Field(default=None, max_length=5000)
+    comment: Comment = None
     editedPlan: list[PlaybookStep] | None = Field(
-        default=None, description="Approve with these steps instead"
+        default=None, min_length=1, description="Approve with these steps instead (at least one)"
     )
+
+
+class Rejection(BaseModel):
+    """Reject the plan; with no plan proposed the case escalates, else it ends REJECTED."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason
+    comment: Comment = None
+
+
+class Takeover(BaseModel):
+    """Take the case over by hand: it stays open, assigned to the caller, and nothing runs on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Comment = None
 
 
 def view(row: Approval) -> ApprovalView:
@@ -51,6 +88,7 @@ def view(row: Approval) -> ApprovalView:
         approvalId=row.approval_id, exceptionId=row.exception_id, tenantId=row.tenant_id, status=row.status,
         severity=row.severity, createdAt=row.created_at, deadline=row.deadline, payload=row.payload,
         decision=row.decision, decidedBy=row.decided_by, decidedAt=row.decided_at, comment=row.comment,
+        reason=row.reason,
     )  # fmt: skip
 
 
@@ -60,7 +98,7 @@ async def list_approvals(
     principal: Viewer,
     services: ServicesDep,
     status: Annotated[
-        Literal["PENDING", "APPROVED", "EDITED", "REJECTED", "EXPIRED", "ALL"], Query()
+        Literal["PENDING", "APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER", "ALL"], Query()
     ] = "PENDING",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -107,9 +145,10 @@ async def _decide(
 async def approve(
     tenantId: str, approvalId: str, body: Decision, principal: Operator, services: ServicesDep
 ) -> ApprovalView:
-    """Approve the plan (or an edited one); the case's run continues."""
+    """Approve the plan (or an edited one); the case's run continues. 409 when the approval proposes
+    no plan (nothing to approve): reject it, approve with an editedPlan, or take the case over."""
     answer: dict[str, Any] = {"decision": "approve", "actor": principal.actor, "comment": body.comment}
-    if body.editedPlan:
+    if body.editedPlan is not None:
         answer |= {
             "decision": "edit",
             "editedPlan": [s.model_dump(mode="json", exclude_none=True) for s in body.editedPlan],
@@ -123,9 +162,24 @@ async def approve(
     responses=responses(401, 403, 404, 409, 422, 429),
 )
 async def reject(
-    tenantId: str, approvalId: str, body: Decision, principal: Operator, services: ServicesDep
+    tenantId: str, approvalId: str, body: Rejection, principal: Operator, services: ServicesDep
 ) -> ApprovalView:
-    if body.editedPlan:
-        raise ProblemError(422, "a rejection carries no plan")
-    answer = {"decision": "reject", "actor": principal.actor, "comment": body.comment}
+    """Reject the plan, saying why (``reason`` is required). The case ends REJECTED; when no plan was
+    proposed it escalates instead, since nobody would act on it."""
+    answer = {"decision": "reject", "actor": principal.actor, "comment": body.comment, "reason": body.reason}
+    return await _decide(services, tenantId, approvalId, answer, principal.actor)
+
+
+@router.post(
+    "/{tenantId}/{approvalId}/takeover",
+    response_model=ApprovalView,
+    responses=responses(401, 403, 404, 409, 422, 429),
+)
+async def takeover(
+    tenantId: str, approvalId: str, body: Takeover, principal: Operator, services: ServicesDep
+) -> ApprovalView:
+    """Take the case over as a manual case: it stays open (IN_PROGRESS), its owner is the caller, and
+    its plan becomes one manual step for them, so nothing runs or resolves on its own. Completing that
+    step resolves the case; skipping it (with a reason) closes it without action."""
+    answer = {"decision": "takeover", "actor": principal.actor, "comment": body.comment}
     return await _decide(services, tenantId, approvalId, answer, principal.actor)

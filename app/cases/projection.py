@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Approval, ExceptionCase, ExceptionEvent, PlaybookState, ToolExecution
 from app.db.types import utc_now
+from packs.common import FINISHED_STATUSES
 
-FINAL = {"RESOLVED", "REJECTED", "ESCALATED"}
-DECISION_STATUS = {"approve": "APPROVED", "edit": "EDITED", "reject": "REJECTED", "expire": "EXPIRED"}
+DECISION_STATUS = {"approve": "APPROVED", "edit": "EDITED", "reject": "REJECTED", "expire": "EXPIRED",
+                   "takeover": "TAKEN_OVER"}  # fmt: skip
 
 
 def _when(value: str | None) -> datetime:
@@ -60,7 +61,7 @@ async def project(
     case.record = exception or None
     case.result = result
     case.processing = "waiting" if result.get("pending") else "done"
-    if case.status in FINAL and case.resolved_at is None:
+    if case.status in FINISHED_STATUSES and case.resolved_at is None:
         case.resolved_at = utc_now()
     await _playbook_state(session, case, values, exists=not first_projection)
 
@@ -85,6 +86,7 @@ async def _side_tables(session: AsyncSession, case: ExceptionCase, event: dict[s
             approval.decided_by = (data.get("actor") or {}).get("id")
             approval.decided_at = _when(data.get("decidedAt"))
             approval.comment = data.get("comment")
+            approval.reason = data.get("reason")
     elif kind in ("tool_call", "rollback"):
         session.add(
             ToolExecution(

@@ -18,7 +18,8 @@ def summary(case: ExceptionCase) -> CaseSummary:
         exceptionId=case.exception_id, tenantId=case.tenant_id, sourceSystem=case.source_system,
         exceptionType=case.exception_type or case.reported_type, severity=case.severity,
         resolutionStatus=case.status, actionability=case.actionability, playbookId=case.playbook_id,
-        assignedGroup=case.assigned_group, confidence=case.confidence, summary=case.summary,
+        assignedGroup=case.assigned_group, owner=(case.record or {}).get("owner"), confidence=case.confidence,
+        summary=case.summary,
         processing=case.processing, receivedAt=case.received_at, updatedAt=case.updated_at,
     )  # fmt: skip
 

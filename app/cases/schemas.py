@@ -25,6 +25,9 @@ class CaseSummary(BaseModel):
     actionability: Actionability | None
     playbookId: str | None
     assignedGroup: str | None
+    owner: str | None = Field(
+        default=None, description="The person the case is assigned to (after a takeover)"
+    )
     confidence: float | None
     summary: str | None
     processing: Literal["accepted", "running", "waiting", "done"]

@@ -30,6 +30,13 @@ from graph.runner import CaseRunner, InvalidAnswer, NothingPending
 
 log = logging.getLogger("exops.cases")
 
+WAYS_ON = (
+    "The ways on: reject it with a reason (with no plan proposed the case escalates), approve with an "
+    "editedPlan of at least one step, or take the case over (it stays open, assigned to you, and nothing "
+    "runs or resolves on its own)"
+)
+"""What a person can do with an approval that proposes no plan, said where approving it is refused."""
+
 
 class CaseService:
     def __init__(self, db: Database, runner: CaseRunner, runtime: Runtime, *, concurrency: int = 4) -> None:
@@ -213,11 +220,13 @@ class CaseService:
             await self.release_approval(tenant_id, approval_id)
             raise
         pending = result.get("pending") or {}
-        if pending.get("approvalId") == approval_id:  # answered but not decided (a refused edit)
+        if pending.get("approvalId") == approval_id:  # answered but not decided (refused, or a comment)
             await self.release_approval(tenant_id, approval_id)
             refusals = pending.get("refusals") or []
             if answer.get("decision") == "edit" and refusals:
                 raise ProblemError(422, refusals[-1])
+            if answer.get("decision") == "approve" and refusals:  # the approval's plan is empty
+                raise ProblemError(409, f"{refusals[-1]}. {WAYS_ON}")
         return result
 
     async def claim_approval(self, tenant_id: str, approval_id: str) -> bool:
@@ -259,15 +268,17 @@ class CaseService:
         notes: str | None,
         *,
         actor: str,
+        reason: str | None = None,
     ) -> dict[str, Any]:
+        """Complete or skip the step the case waits on; a skip needs ``reason`` (the graph refuses one
+        without it, so every caller is held to it)."""
         waiting = await self.runner.pending(tenant_id, exception_id)
         if waiting is None or waiting.get("kind") != "manual_step":
             raise ProblemError(409, f"case {exception_id} is not waiting for a manual step")
         if waiting["order"] != order:
             raise ProblemError(409, f"step {order} is not the next expected step; step {waiting['order']} is")
-        return await self._resume(
-            tenant_id, exception_id, {"action": action, "actor": actor, "notes": notes}, "manual_step"
-        )
+        answer = {"action": action, "actor": actor, "notes": notes, "reason": reason}
+        return await self._resume(tenant_id, exception_id, answer, "manual_step")
 
     async def _resume(
         self,
@@ -284,7 +295,7 @@ class CaseService:
                 raise ProblemError(409, str(exc)) from None
             except InvalidAnswer as exc:
                 errors = [
-                    FieldProblem(path="body." + ".".join(str(p) for p in e["loc"]), message=e["msg"])
+                    FieldProblem(path="".join(["body", *(f".{p}" for p in e["loc"])]), message=e["msg"])
                     for e in exc.errors
                 ]
                 raise ProblemError(422, str(exc), errors=errors) from None

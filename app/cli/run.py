@@ -186,6 +186,31 @@ def run(
         raise typer.Exit(1)
 
 
+APPROVAL_DECISIONS = ("approve", "reject", "comment", "takeover")
+STEP_ACTIONS = ("complete", "skip")
+NO_PLAN_HINT = (
+    "The ways on: --decision reject --reason '...' (with no plan proposed the case escalates), "
+    "--decision takeover (the case stays open, assigned to --actor, and nothing runs on its own), "
+    "or approve an edited plan through the API or the UI."
+)
+
+
+def _answer(
+    decision: str, actor: str, comment: str | None, reason: str | None
+) -> tuple[Literal["approval", "manual_step"], dict[str, Any]]:
+    """What the graph is asked to take; a rejection or a skip without a reason never reaches it."""
+    if decision not in (*APPROVAL_DECISIONS, *STEP_ACTIONS):
+        raise typer.BadParameter(
+            f"--decision is one of {', '.join(APPROVAL_DECISIONS)} (approvals) or {', '.join(STEP_ACTIONS)} "
+            "(manual steps)"
+        )
+    if decision in ("reject", "skip") and not (reason or "").strip():
+        raise typer.BadParameter(f"--decision {decision} needs --reason (saying why; blank is not a reason)")
+    if decision in STEP_ACTIONS:
+        return "manual_step", {"action": decision, "actor": actor, "notes": comment, "reason": reason}
+    return "approval", {"decision": decision, "actor": actor, "comment": comment, "reason": reason}
+
+
 def resume(
     exception_id: Annotated[str, typer.Argument(help="The waiting case.")],
     tenant: Annotated[str, typer.Option("--tenant")],
@@ -193,21 +218,24 @@ def resume(
     decision: Annotated[
         str,
         typer.Option(
-            "--decision", help="approve | reject | comment (approvals); complete | skip (manual steps)"
+            "--decision",
+            help="approve | reject | comment | takeover (approvals); complete | skip (manual steps)",
         ),
     ],
     comment: Annotated[str | None, typer.Option("--comment", help="Comment or step notes.")] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why: required with reject and skip.")
+    ] = None,
     packs: PacksOption = None,
     checkpoints: CheckpointOption = None,
 ) -> None:
-    """Answer a case waiting for an approval or a manual step, and continue its run."""
+    """Answer a case waiting for an approval or a manual step, and continue its run.
+
+    An approval that proposes no plan cannot be approved: reject it (--reason), or take the case over
+    (takeover: it stays open, assigned to --actor, with one manual step for them)."""
     settings = get_settings()
     runtime = Runtime(settings, PackRegistry.from_directory(packs or settings.packs_dir))
-    expect: Literal["approval", "manual_step"]
-    if decision in ("complete", "skip"):
-        expect, answer = "manual_step", {"action": decision, "actor": actor, "notes": comment}
-    else:
-        expect, answer = "approval", {"decision": decision, "actor": actor, "comment": comment}
+    expect, answer = _answer(decision, actor, comment, reason)
 
     async def go() -> dict[str, Any]:
         async with open_checkpointer("sqlite", checkpoints or settings.cli_checkpoint_path) as saver:
@@ -222,4 +250,9 @@ def resume(
     except InvalidAnswer as exc:
         errors.print(f"{exc}: {exc.errors}", style="red", markup=False)
         raise typer.Exit(1) from None
+    pending = result.get("pending") or {}
+    if decision == "approve" and pending.get("kind") == "approval" and pending.get("refusals"):
+        errors.print(f"{pending['refusals'][-1]}. {NO_PLAN_HINT}", style="red", markup=False)
+        console.print_json(json.dumps(result, default=str))
+        raise typer.Exit(1)
     console.print_json(json.dumps(result, default=str))

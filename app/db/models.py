@@ -111,7 +111,7 @@ class ExceptionCase(Base):
     reported_type: Mapped[str | None] = mapped_column(String(200))
     exception_type: Mapped[str | None] = mapped_column(String(200))
     severity: Mapped[str | None] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(20), default="OPEN")
+    status: Mapped[str] = mapped_column(String(32), default="OPEN")  # a resolution status
     actionability: Mapped[str | None] = mapped_column(String(40))
     playbook_id: Mapped[str | None] = mapped_column(String(128))
     assigned_group: Mapped[str | None] = mapped_column(String(200))
@@ -159,7 +159,7 @@ class Approval(Base):
     exception_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(
         String(20), default="PENDING"
-    )  # PENDING|DECIDING|APPROVED|REJECTED|EDITED|EXPIRED
+    )  # PENDING|DECIDING|APPROVED|REJECTED|EDITED|EXPIRED|TAKEN_OVER
     severity: Mapped[str | None] = mapped_column(String(10))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
@@ -168,6 +168,7 @@ class Approval(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     comment: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected
 
 
 class PlaybookState(Base):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db.models import Approval, ExceptionCase
 
-FINISHED = ("RESOLVED", "REJECTED", "ESCALATED")
+FINISHED = ("RESOLVED", "REJECTED", "ESCALATED", "CLOSED_WITHOUT_ACTION")
 WAITING = ("PENDING", "DECIDING")
 UNKNOWN = "UNKNOWN"
 
@@ -74,6 +74,7 @@ async def tenant_metrics(session: AsyncSession, tenant_id: str, *, dialect: str)
         "nonActionableCount": by_actionability.get("NON_ACTIONABLE_INFO_ONLY", 0),
         "pendingApprovals": int(pending),
         "escalations": by_status.get("ESCALATED", 0),
+        "closedWithoutAction": by_status.get("CLOSED_WITHOUT_ACTION", 0),
         "byStatus": by_status,
         "bySeverity": await _grouped(session, tenant_id, ExceptionCase.severity),
         "byType": await _grouped(

@@ -15,13 +15,15 @@ router = APIRouter(prefix="/metrics", tags=["metrics"])
 class Metrics(BaseModel):
     exceptionCount: int = Field(description="Every case the tenant has, in any status")
     autoResolutionRate: float | None = Field(
-        description="Finished cases (RESOLVED, REJECTED or ESCALATED) whose stored run outcome is "
+        description="Finished cases (RESOLVED, REJECTED, ESCALATED or CLOSED_WITHOUT_ACTION) whose stored "
+        "run outcome is "
         "auto_resolved (no approval, no person doing a step, not information-only), divided by all "
         "finished cases; null while none has finished"
     )
     mttrSeconds: float | None = Field(
         description="Mean time to resolve: the mean of resolvedAt - receivedAt over RESOLVED cases, in "
-        "seconds (rejected and escalated cases are not resolutions); null while none is resolved"
+        "seconds (rejected, escalated and closed-without-action cases are not resolutions); null while none "
+        "is resolved"
     )
     actionableApprovedCount: int = Field(
         description="Cases whose policy decision is ACTIONABLE_APPROVED_PROCESS (an approved playbook applies)"
@@ -34,6 +36,10 @@ class Metrics(BaseModel):
         description="Approvals not yet decided (PENDING, or being decided right now)"
     )
     escalations: int = Field(description="Cases whose status is ESCALATED")
+    closedWithoutAction: int = Field(
+        description="Cases whose status is CLOSED_WITHOUT_ACTION: people skipped the steps left and "
+        "nothing was done"
+    )
     byStatus: dict[str, int] = Field(description="Cases per resolution status")
     bySeverity: dict[str, int] = Field(description="Cases per severity; UNKNOWN before triage")
     byType: dict[str, int] = Field(

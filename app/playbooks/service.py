@@ -19,12 +19,12 @@ from app.runtime import ConfigurationError, Runtime
 from graph.context import RunContext
 from graph.nodes.policy import policy_record
 from graph.nodes.triage import condition_facts
-from graph.plans import build_plan, find_playbook
+from graph.plans import allowed_decisions, build_plan, find_playbook
 from graph.records import actor, audit_event
 from graph.runner import CaseRunner, config_for
+from packs.common import FINISHED_STATUSES
 from packs.policy import decide_policy
 
-FINAL = frozenset({"RESOLVED", "REJECTED", "ESCALATED"})
 STEP_EVENTS = frozenset({"playbook_step_completed", "playbook_step_skipped", "playbook_step_failed"})
 NOT_STARTED = "the playbook can only change before execution starts"
 
@@ -54,7 +54,8 @@ def step_views(values: dict[str, Any]) -> list[dict[str, Any]]:
                 "order": item["order"], "type": item["type"], "name": item["name"],
                 "disposition": item["disposition"], "reason": item.get("reason"), "status": status,
                 "completedBy": item.get("completedBy") or who.get("id"), "actorType": who.get("type"),
-                "completedAt": (event or {}).get("at"), "notes": item.get("notes"), "definition": item.get("step", {}),
+                "completedAt": (event or {}).get("at"), "notes": item.get("notes"),
+                "skipReason": item.get("skipReason"), "definition": item.get("step", {}),
                 "instructions": item.get("instructions") or item.get("step", {}).get("instructions"),
             }
         )  # fmt: skip
@@ -65,6 +66,13 @@ def _playbook_info(values: dict[str, Any]) -> dict[str, Any]:
     policy = values.get("policy") or {}
     playbook = values.get("playbook")
     approval = values.get("approval") or {}
+    if approval.get("decision") == "takeover":  # a person handles the case by hand
+        who = (approval.get("actor") or {}).get("id", "a person")
+        instead = f" instead of playbook {playbook['id']}" if playbook else ""
+        return {"id": "TAKEOVER", "name": "Taken over by a person", "version": None,
+                "description": f"{who} took the case over and handles it by hand{instead}",
+                "approvedForTenant": False, "origin": "takeover", "appliesTo": [], "match": {}, "priority": None,
+                "successCriteria": []}  # fmt: skip
     if not playbook or approval.get("editedPlan") is not None:  # a person's steps, written at approval
         who = (approval.get("actor") or {}).get("id", "a person")
         instead = f" in place of playbook {playbook['id']}" if playbook else ""
@@ -97,7 +105,7 @@ def playbook_view(
     plan = values.get("plan") or []
     cursor = values.get("cursor", 0)
     status = values.get("status", "OPEN")
-    current = plan[cursor]["order"] if cursor < len(plan) and status not in FINAL else None
+    current = plan[cursor]["order"] if cursor < len(plan) and status not in FINISHED_STATUSES else None
     kind = (pending or {}).get("kind")
     return {
         "exceptionId": exception_id, "tenantId": tenant_id, "resolutionStatus": status,
@@ -139,6 +147,7 @@ def _replanned(ctx: RunContext, values: dict[str, Any], new: dict[str, Any], who
         "what": f"Run playbook {playbook.id}" if playbook else "Decide how to resolve this exception",
         "why": [*request.get("why", []), note], "actionability": new["actionability"],
         "playbookId": playbook.id if playbook else None, "draft": None, "plan": plan,
+        "allowedDecisions": allowed_decisions(plan),
     }  # fmt: skip
     exception = {**values["exception"], "suggestedActions": [item["name"] for item in plan]}
     event = audit_event(ctx, "policy", "playbook_recalculated", data, actor=actor("human", who))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.deps import Operator, Services, ServicesDep, Viewer
 from app.api.problems import ProblemError, responses
@@ -29,7 +29,10 @@ class PlaybookInfo(BaseModel):
     approvedForTenant: bool = Field(
         description="The policy decision selected it as one of the tenant's approved business processes"
     )
-    origin: str | None = Field(description="domain, tenant (a custom playbook), llm_draft or edited")
+    origin: str | None = Field(
+        description="domain, tenant (a custom playbook), llm_draft, edited (written at approval) or takeover "
+        "(a person took the case over by hand)"
+    )
     appliesTo: list[str]
     match: dict[str, Any] = Field(description="Match conditions: severity_in, sla_minutes_remaining_lt, ...")
     priority: int | None
@@ -47,6 +50,7 @@ class StepView(BaseModel):
     actorType: Literal["agent", "human", "system"] | None
     completedAt: str | None
     notes: str | None
+    skipReason: str | None = Field(default=None, description="Why a person skipped the step")
     definition: dict[str, Any] = Field(description="The step as the playbook defines it")
     instructions: str | None = Field(
         default=None,
@@ -83,9 +87,22 @@ class PlaybookView(BaseModel):
 
 
 class StepAnswer(BaseModel):
+    """Completing a step: optionally, what was done."""
+
     model_config = ConfigDict(extra="forbid")
 
-    notes: str | None = Field(default=None, max_length=5000, description="What was done, or why skipped")
+    notes: str | None = Field(default=None, max_length=5000, description="What was done")
+
+
+class SkipAnswer(BaseModel):
+    """Skipping a step needs a reason; if nothing gets done, the case closes as CLOSED_WITHOUT_ACTION."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
+        description="Why the step is skipped: required, and not blank"
+    )
+    notes: str | None = Field(default=None, max_length=5000, description="Anything else worth keeping")
 
 
 class Recalculation(BaseModel):
@@ -124,10 +141,12 @@ async def get_playbook(
 
 async def _answer(
     services: Services, tenant_id: str, exception_id: str, order: int,
-    action: Literal["complete", "skip"], body: StepAnswer, actor: str,
+    action: Literal["complete", "skip"], body: StepAnswer | SkipAnswer, actor: str,
 ) -> PlaybookView:  # fmt: skip
     await _ensure_case(services, tenant_id, exception_id)
-    await services.cases.complete_step(tenant_id, exception_id, order, action, body.notes, actor=actor)
+    reason = body.reason if isinstance(body, SkipAnswer) else None
+    await services.cases.complete_step(tenant_id, exception_id, order, action, body.notes, actor=actor,
+                                       reason=reason)  # fmt: skip
     view = await _view(services, tenant_id, exception_id)
     assert view is not None, "a case that waited on a step has a plan"
     return view
@@ -146,10 +165,12 @@ async def complete_step(
 @router.post("/{tenantId}/{exceptionId}/playbook/steps/{stepOrder}/skip", response_model=PlaybookView,
              responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
 async def skip_step(
-    tenantId: str, exceptionId: str, stepOrder: StepOrder, body: StepAnswer, principal: Operator,
+    tenantId: str, exceptionId: str, stepOrder: StepOrder, body: SkipAnswer, principal: Operator,
     services: ServicesDep,
 ) -> PlaybookView:  # fmt: skip
-    """Skip the manual step the case waits on; the run continues. 409 for any other step."""
+    """Skip the manual step the case waits on, saying why (``reason`` is required); the run continues.
+    409 for any other step. When people skipped every step left and nothing was done, the case ends
+    CLOSED_WITHOUT_ACTION, not RESOLVED; the feedback stage lists what was skipped, by whom and why."""
     return await _answer(services, tenantId, exceptionId, stepOrder, "skip", body, principal.actor)
 
 

@@ -4,6 +4,8 @@ They call the same ``CaseService`` methods as the API, with the signed-in person
 turn refusals into a message for the page. An approval form carries the digest of the plan the
 person saw; if the plan changed since (a recalculation swapped it), the decision is refused and
 the person reviews the new plan first — approving what one did not see is not an approval.
+Rejecting and skipping need a reason (the forms ask for it; the graph refuses without one too),
+and an approval with no plan cannot be approved: edit in a plan, reject, or take the case over.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from app.api.problems import ProblemError
 from app.ui.deps import Page
 from packs.playbook import PlaybookStep
 
-Decision = Literal["approve", "reject", "edit", "comment"]
+Decision = Literal["approve", "reject", "edit", "comment", "takeover"]
+DECISIONS: tuple[Decision, ...] = ("approve", "reject", "edit", "comment", "takeover")
+NO_PLAN = (
+    "there is no plan to approve: write the steps with “Edit the plan”, reject it with a reason (the case "
+    "escalates), or take the case over"
+)
 _STEPS = TypeAdapter(list[PlaybookStep])
 
 
@@ -48,7 +55,7 @@ def parse_edited_plan(text: str) -> list[dict[str, Any]]:
 
 async def decide_approval(
     page: Page, exception_id: str, approval_id: str, decision: Decision, *, comment: str | None,
-    seen_digest: str | None, edited_plan: str | None = None,
+    seen_digest: str | None, edited_plan: str | None = None, reason: str | None = None,
 ) -> str:  # fmt: skip
     """Apply the decision; the message for the page. Raises ``ValueError`` with the reason when refused."""
     services = page.services
@@ -59,7 +66,14 @@ async def decide_approval(
         raise ValueError(
             "the plan changed since this page was loaded (it was recalculated): review it and decide again"
         )
+    if decision == "approve" and not pending.get("plan"):
+        raise ValueError(NO_PLAN)
+    reason = (reason or "").strip() or None
+    if decision == "reject" and reason is None:
+        raise ValueError("say why you reject it: a reason is required")
     answer: dict[str, Any] = {"decision": decision, "actor": page.principal.actor, "comment": comment or None}
+    if decision == "reject":
+        answer["reason"] = reason
     if decision == "edit":
         answer["editedPlan"] = parse_edited_plan(edited_plan or "")
     if decision == "comment" and not comment:
@@ -68,16 +82,23 @@ async def decide_approval(
         await services.cases.decide(page.tenant_id, approval_id, answer, actor=page.principal.actor)
     except ProblemError as exc:
         raise ValueError(exc.detail) from None
+    rejected = "Rejected." if pending.get("plan") else "Rejected: with no plan proposed, the case escalates."
     return {"approve": "Approved: the plan runs now.", "edit": "Approved with your edited plan.",
-            "reject": "Rejected.", "comment": "Comment added; the approval still waits."}[decision]  # fmt: skip
+            "reject": rejected, "comment": "Comment added; the approval still waits.",
+            "takeover": "You took the case over: it stays open and assigned to you; complete its step when "
+                        "it is handled, or skip it with the reason."}[decision]  # fmt: skip
 
 
 async def answer_step(page: Page, exception_id: str, order: int, action: Literal["complete", "skip"],
-                      notes: str | None) -> str:  # fmt: skip
+                      notes: str | None, reason: str | None = None) -> str:  # fmt: skip
+    reason = (reason or "").strip() or None
+    if action == "skip" and reason is None:
+        raise ValueError("say why the step is skipped: a reason is required")
     try:
         await page.services.cases.complete_step(
-            page.tenant_id, exception_id, order, action, notes or None, actor=page.principal.actor
-        )
+            page.tenant_id, exception_id, order, action, notes or None, actor=page.principal.actor,
+            reason=reason if action == "skip" else None,
+        )  # fmt: skip
     except ProblemError as exc:
         raise ValueError(exc.detail) from None
     return f"Step {order} {'completed' if action == 'complete' else 'skipped'}."

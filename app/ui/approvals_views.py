@@ -29,7 +29,7 @@ from app.ui.render import age, back, render
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
-DECIDED = ("APPROVED", "EDITED", "REJECTED", "EXPIRED")
+DECIDED = ("APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER")
 SORTS = {"deadline": "Deadline (soonest first)", "requested": "Waiting longest first",
          "severity": "Severity (most severe first)"}  # fmt: skip
 PAGE_SIZE = 50
@@ -166,15 +166,16 @@ def _return_to(page: Page, view: str) -> str:
 
 @router.post("/approvals/{approvalId}/decide")
 async def decide(approvalId: str, page: OperatorPage, form: CheckedForm) -> RedirectResponse:
-    """Approve or reject from the queue; the plan digest proves which plan the person saw."""
+    """Approve or reject (with a reason) from the queue; the plan digest proves which plan the person
+    saw. An approval with no plan offers only Reject here; editing and taking over are on the case page."""
     url = _return_to(page, field(form, "view"))
     decision = field(form, "decision")
     if decision not in ("approve", "reject"):
         return back(url, error="choose Approve or Reject")
     chosen: Literal["approve", "reject"] = "approve" if decision == "approve" else "reject"
-    comment = field(form, "comment")
-    if len(comment) > MAX_COMMENT:
-        return back(url, error=f"the comment is longer than {MAX_COMMENT} characters")
+    comment, reason = field(form, "comment"), field(form, "reason")
+    if len(comment) > MAX_COMMENT or len(reason) > MAX_COMMENT:
+        return back(url, error=f"a comment or a reason is longer than {MAX_COMMENT} characters")
     async with page.services.db.session() as session:
         approval = await session.get(Approval, (page.tenant_id, approvalId))
     if approval is None:
@@ -182,7 +183,7 @@ async def decide(approvalId: str, page: OperatorPage, form: CheckedForm) -> Redi
     try:
         message = await decide_approval(
             page, approval.exception_id, approvalId, chosen, comment=comment or None,
-            seen_digest=field(form, "plan_digest") or None,
+            seen_digest=field(form, "plan_digest") or None, reason=reason,
         )  # fmt: skip
     except ValueError as exc:
         return back(url, error=f"{approval.exception_id}: {exc}")

@@ -119,13 +119,19 @@ def describe(kind: str, data: dict[str, Any]) -> str:
         return f"{data.get('approvalId')}: {data.get('what')}"
     if kind == "approval_decided":
         who = (data.get("actor") or {}).get("id")
-        return f"{data.get('decision')} by {who}" + (f": {data['comment']}" if data.get("comment") else "")
+        said = "; ".join(str(data[key]) for key in ("reason", "comment") if data.get(key))
+        return f"{data.get('decision')} by {who}" + (f": {said}" if said else "")
+    if kind == "case_taken_over":
+        return f"{data.get('owner')} took the case over" + (
+            f": {data['comment']}" if data.get("comment") else ""
+        )
     if kind == "approval_comment":
         return f"{data.get('actor')}: {data.get('comment')}"
     if kind.startswith("playbook_step_"):
         text = f"step {data.get('order')} {data.get('name')}"
         extra = data.get("notes") or data.get("detail")
-        return text + (f" — {extra}" if extra else "")
+        why = f" — skipped because: {data['reason']}" if data.get("reason") else ""
+        return text + why + (f" — {extra}" if extra else "")
     if kind in ("playbook_started", "playbook_completed"):
         steps = f" ({data['steps']} steps)" if data.get("steps") else ""
         return f"playbook {data.get('playbookId')}{steps}"
@@ -159,7 +165,8 @@ def approval_box(pending: dict[str, Any] | None) -> dict[str, Any] | None:
         "evidence": pending.get("evidence") or [], "deadline": pending.get("deadline"),
         "requestedAt": pending.get("requestedAt"), "actionability": pending.get("actionability"),
         "plan": plan, "comments": pending.get("comments") or [], "refusals": pending.get("refusals") or [],
-        "digest": plan_digest(plan), "planYaml": yaml.safe_dump(steps, sort_keys=False, allow_unicode=True),
+        "digest": plan_digest(plan),
+        "planYaml": yaml.safe_dump(steps, sort_keys=False, allow_unicode=True) if steps else "",
     }  # fmt: skip
 
 

@@ -156,7 +156,7 @@ async def mttr_by_severity(session: AsyncSession, tenant_id: str, *, dialect: st
 
 async def finished_outcomes(session: AsyncSession, tenant_id: str) -> dict[str, int]:
     """Finished cases split as the auto-resolution rate splits them: auto-resolved, then the others
-    by status (resolved with people, rejected, escalated)."""
+    by status (resolved with people, rejected, escalated, closed without action)."""
     outcome = ExceptionCase.result[("outcome", "outcome")].as_string()
     auto = func.sum(cast(case((outcome == "auto_resolved", 1), else_=0), Integer))
     rows = await session.execute(
@@ -164,8 +164,10 @@ async def finished_outcomes(session: AsyncSession, tenant_id: str) -> dict[str, 
         .where(ExceptionCase.tenant_id == tenant_id, ExceptionCase.status.in_(FINISHED))
         .group_by(ExceptionCase.status)
     )
-    split = {"Auto-resolved": 0, "Resolved with people": 0, "Rejected": 0, "Escalated": 0}
-    names = {"RESOLVED": "Resolved with people", "REJECTED": "Rejected", "ESCALATED": "Escalated"}
+    split = {"Auto-resolved": 0, "Resolved with people": 0, "Rejected": 0, "Escalated": 0,
+             "Closed without action": 0}  # fmt: skip
+    names = {"RESOLVED": "Resolved with people", "REJECTED": "Rejected", "ESCALATED": "Escalated",
+             "CLOSED_WITHOUT_ACTION": "Closed without action"}  # fmt: skip
     for status, count, automatic in rows.all():
         split["Auto-resolved"] += int(automatic or 0)
         split[names[str(status)]] += int(count) - int(automatic or 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Path, Request
@@ -23,7 +23,7 @@ from app.cases.queries import filtered
 from app.cases.queries import page as page_of
 from app.db.models import ExceptionCase
 from app.playbooks.service import recalculate
-from app.ui.actions import Decision, answer_step, decide_approval
+from app.ui.actions import DECISIONS, answer_step, decide_approval
 from app.ui.case_page import case_view, load_case, status_value
 from app.ui.deps import CheckedForm, OperatorPage, Page, ViewerPage, field
 from app.ui.render import back, render
@@ -203,13 +203,13 @@ async def _ensure_case(page: Page, exception_id: str) -> None:
 
 
 async def _answer(page: Page, exception_id: str, order: int, action: Literal["complete", "skip"],
-                  notes: str) -> RedirectResponse:  # fmt: skip
+                  notes: str, reason: str = "") -> RedirectResponse:  # fmt: skip
     await _ensure_case(page, exception_id)
     url = detail_url(page, exception_id)
-    if len(notes) > MAX_NOTES:
-        return back(url, error=f"notes are limited to {MAX_NOTES} characters")
+    if len(notes) > MAX_NOTES or len(reason) > MAX_NOTES:
+        return back(url, error=f"notes and reasons are limited to {MAX_NOTES} characters")
     try:
-        message = await answer_step(page, exception_id, order, action, notes or None)
+        message = await answer_step(page, exception_id, order, action, notes or None, reason)
     except ValueError as exc:
         return back(url, error=str(exc))
     return back(url, notice=message)
@@ -226,7 +226,7 @@ async def complete_step(
 async def skip_step(
     page: OperatorPage, form: CheckedForm, exceptionId: str, order: StepOrder
 ) -> RedirectResponse:
-    return await _answer(page, exceptionId, order, "skip", field(form, "notes"))
+    return await _answer(page, exceptionId, order, "skip", field(form, "notes"), field(form, "reason"))
 
 
 @router.post("/exceptions/{exceptionId}/recalculate")
@@ -253,15 +253,16 @@ async def decide(
     await _ensure_case(page, exceptionId)
     url = detail_url(page, exceptionId)
     decision = field(form, "decision")
-    if decision not in ("approve", "reject", "edit", "comment"):
-        return back(url, error=f"unknown decision “{decision}”: approve, reject, edit or comment")
-    comment = field(form, "comment")
-    if len(comment) > MAX_NOTES:
-        return back(url, error=f"a comment is limited to {MAX_NOTES} characters")
+    if decision not in DECISIONS:
+        return back(url, error=f"unknown decision “{decision}”: approve, reject, edit, comment or takeover")
+    comment, reason = field(form, "comment"), field(form, "reason")
+    if len(comment) > MAX_NOTES or len(reason) > MAX_NOTES:
+        return back(url, error=f"a comment or a reason is limited to {MAX_NOTES} characters")
     try:
         message = await decide_approval(
-            page, exceptionId, approvalId, cast(Decision, decision), comment=comment or None,
+            page, exceptionId, approvalId, decision, comment=comment or None,
             seen_digest=field(form, "plan_digest") or None, edited_plan=field(form, "edited_plan"),
+            reason=reason,
         )  # fmt: skip
     except ValueError as exc:
         return back(url, error=str(exc))

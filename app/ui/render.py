@@ -19,7 +19,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATUS_ICONS = {
     "RESOLVED": "✓", "ESCALATED": "⚠", "REJECTED": "✗", "PENDING_APPROVAL": "‖", "IN_PROGRESS": "▶", "OPEN": "○",
     "SUCCESS": "✓", "FAILED": "✗", "SKIPPED": "↷", "NEEDS_APPROVAL": "‖", "PENDING": "○", "DRY_RUN": "◌",
-    "APPROVED": "✓", "EDITED": "✎", "EXPIRED": "⊗",
+    "APPROVED": "✓", "EDITED": "✎", "EXPIRED": "⊗", "CLOSED_WITHOUT_ACTION": "∅", "TAKEN_OVER": "☞",
 }  # fmt: skip
 """A symbol beside every status word, so a status never depends on color alone."""
 

@@ -7,6 +7,12 @@ is handled exactly once: a comment, or an edit that cannot be applied (a tool th
 allow), is recorded on the request and the node runs again to wait for the next answer, so nothing
 said is lost and a later change of packs cannot re-judge an earlier answer.
 This node deliberately has no error handler: a refused answer must not escalate the case.
+
+Approving an empty plan ("no plan is proposed") is refused the same way: approving nothing would
+let the case end RESOLVED with nothing done. The ways on are to reject it with a reason (with no
+plan proposed, nobody would act, so the case escalates), to edit in a plan of at least one step, or
+to take the case over (``takeover``): the plan becomes one manual step for that person, the case
+stays open and assigned to them, and nothing runs or resolves until they complete or skip it.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from langgraph.types import interrupt
 
 from graph.context import RunContext
 from graph.inputs import APPROVAL_RESUME, ApprovalAnswer
-from graph.plans import approve, plan_from_steps, tool_problems
+from graph.plans import approve, plan_from_steps, takeover_plan, tool_problems
 from graph.records import actor, audit_event, decision_update, evidence
 from graph.state import CaseState
 
@@ -38,32 +44,28 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
             "approval": None,
             "audit": [event],
         }
-    if answer.decision == "edit":
-        assert answer.editedPlan is not None
-        problems = tool_problems(ctx, answer.editedPlan)
-        if problems:
-            refusal = f"edit by {answer.actor} refused: " + "; ".join(problems)
-            event = audit_event(ctx, "approval", "approval_refused", {"reason": refusal}, actor=who)
-            return {
-                "approvalRequest": {**request, "refusals": [*request["refusals"], refusal]},
-                "approval": None,
-                "audit": [event],
-            }
+    refusal = _refusal(ctx, state, answer)
+    if refusal is not None:
+        data = {"reason": refusal, "decision": answer.decision}
+        event = audit_event(ctx, "approval", "approval_refused", data, actor=who)
+        return {
+            "approvalRequest": {**request, "refusals": [*request["refusals"], refusal]},
+            "approval": None,
+            "audit": [event],
+        }
     record: dict[str, Any] = {
         "approvalId": request["approvalId"],
         "decision": answer.decision,
         "actor": who,
         "comment": answer.comment,
+        "reason": answer.reason,
         "comments": request["comments"],
         "decidedAt": ctx.now_iso(),
     }
-    facts = [
-        evidence(
-            "human",
-            f"{answer.decision} by {answer.actor}" + (f": {answer.comment}" if answer.comment else ""),
-        )
-    ]
+    said = "; ".join(text for text in (answer.reason, answer.comment) if text)
+    facts = [evidence("human", f"{answer.decision} by {answer.actor}" + (f": {said}" if said else ""))]
     update: dict[str, Any] = {"approval": record, "approvalRequest": None}
+    extra: list[Any] = []
     if answer.decision in ("approve", "edit"):
         plan = state.get("plan", [])
         if answer.editedPlan is not None:
@@ -74,9 +76,30 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
             facts.append(evidence("human", f"plan replaced by {len(plan)} edited step(s)"))
         update |= {"plan": approve(plan), "cursor": 0, "status": "IN_PROGRESS"}
         next_step = "execute"
+    elif answer.decision == "takeover":
+        exception = {**state["exception"], "owner": answer.actor}
+        plan = takeover_plan(ctx, answer.actor, exception)
+        exception["suggestedActions"] = [item["name"] for item in plan]
+        record["owner"] = answer.actor
+        previous = state.get("plan", [])
+        taken = {"approvalId": request["approvalId"], "owner": answer.actor, "comment": answer.comment,
+                 "previousPlaybookId": (state.get("playbook") or {}).get("id"), "previousSteps": len(previous)}  # fmt: skip
+        extra.append(audit_event(ctx, "approval", "case_taken_over", taken, actor=who))
+        facts.append(
+            evidence("human", f"case taken over by {answer.actor}: handled by hand, nothing runs on its own")
+        )
+        update |= {"plan": plan, "cursor": 0, "status": "IN_PROGRESS", "exception": exception}
+        next_step = "execute"
     elif answer.decision == "reject":
-        update["status"] = "REJECTED"
-        next_step = "feedback"
+        if state.get("plan"):
+            update["status"] = "REJECTED"
+            next_step = "feedback"
+        else:  # nothing was proposed: rejecting it leaves nobody acting on the case
+            update["escalation"] = {
+                "reason": f"approval {request['approvalId']} rejected by {answer.actor} with no plan "
+                f"proposed: {answer.reason}"
+            }
+            next_step = "escalate"
     else:
         update["escalation"] = {
             "reason": f"approval {request['approvalId']} passed its deadline {request['deadline']}"
@@ -84,6 +107,18 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         next_step = "escalate"
     event = audit_event(ctx, "approval", "approval_decided", record, actor=who)
     decision = decision_update(
-        ctx, "approval", answer.decision.upper(), 1.0, facts, next_step, extra_audit=[event]
+        ctx, "approval", answer.decision.upper(), 1.0, facts, next_step, extra_audit=[event, *extra]
     )
     return {**decision, **update}
+
+
+def _refusal(ctx: RunContext, state: CaseState, answer: ApprovalAnswer) -> str | None:
+    """Why this answer cannot be applied (the approval keeps waiting), or None."""
+    if answer.decision == "approve" and not state.get("plan"):
+        return f"approve by {answer.actor} refused: no plan is proposed, so there is nothing to approve"
+    if answer.decision == "edit":
+        assert answer.editedPlan is not None
+        problems = tool_problems(ctx, answer.editedPlan)
+        if problems:
+            return f"edit by {answer.actor} refused: " + "; ".join(problems)
+    return None

@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from graph.closure import withheld_resolution
 from graph.context import RunContext
 from graph.records import SYSTEM, audit_event, decision_update, evidence
 from graph.state import AuditEvent, CaseState, Evidence, EvidenceKind
@@ -48,6 +49,11 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
         )
     update: dict[str, Any] = {}
     next_step = "feedback"
+    if not plan:
+        reason = "there is no plan to carry out: nothing would be done, so the case cannot be resolved"
+        update["escalation"] = {"reason": reason}
+        facts.append(evidence("playbook", reason))
+        next_step = "escalate"
     for index in range(cursor, len(plan)):
         item = plan[index]
         if item["disposition"] != "auto":
@@ -55,7 +61,7 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
             facts.append(evidence("playbook", f"step {item['order']} {item['name']} waits for a person"))
             cursor, next_step = index, "human_step"
             break
-        result = await run_step(ctx, item, exception, status)
+        result = withheld_resolution(ctx, plan, item) or await run_step(ctx, item, exception, status)
         kind: EvidenceKind = "tool" if item["type"] == "call_tool" else "playbook"
         facts.append(evidence(kind, f"step {item['order']} {item['name']}: {result.detail}"))
         events.extend(_step_events(ctx, item, result))
@@ -79,6 +85,8 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
     decision = {"feedback": "STEPS_DONE", "human_step": "WAITING_FOR_PERSON", "escalate": "STEP_FAILED"}[
         next_step
     ]
+    if not plan:
+        decision = "NOTHING_TO_DO"
     recorded = decision_update(
         ctx, "execute", decision, state.get("confidence", 0.0), facts, next_step, extra_audit=events
     )

@@ -2,7 +2,8 @@
 
 Like the approval node it has no error handler and does nothing before ``interrupt`` that a resume
 would repeat; the answer is validated against ``ManualStepAnswer`` and a malformed one leaves the
-step waiting.
+step waiting. A skip carries the person's reason, kept on the step (``skipReason``) for the feedback
+stage, which says what was skipped and decides whether anything was done at all (``graph.closure``).
 """
 
 from __future__ import annotations
@@ -37,21 +38,24 @@ async def human_step(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
     }
     answer: ManualStepAnswer = interrupt(request, response_schema=MANUAL_STEP_RESUME)
     who = actor("human", answer.actor)
-    item["status"] = "SUCCESS" if answer.action == "complete" else "SKIPPED"
+    skipped = answer.action == "skip"
+    item["status"] = "SKIPPED" if skipped else "SUCCESS"
     item["completedBy"] = answer.actor
     item["notes"] = answer.notes
+    if skipped:
+        item["skipReason"] = answer.reason
     plan[cursor] = item
-    event_type = "playbook_step_completed" if answer.action == "complete" else "playbook_step_skipped"
+    event_type = "playbook_step_skipped" if skipped else "playbook_step_completed"
     data = {"order": item["order"], "name": item["name"], "notes": answer.notes}
+    said = answer.reason if skipped else answer.notes
+    if skipped:
+        data["reason"] = answer.reason
+    done = "skipped" if skipped else "completed"
     facts = [
-        evidence(
-            "human",
-            f"step {item['order']} {answer.action}d by {answer.actor}"
-            + (f": {answer.notes}" if answer.notes else ""),
-        )
+        evidence("human", f"step {item['order']} {done} by {answer.actor}" + (f": {said}" if said else ""))
     ]
     recorded = decision_update(
-        ctx, "human_step", f"STEP_{answer.action.upper()}D", 1.0, facts, "execute",
+        ctx, "human_step", f"STEP_{done.upper()}", 1.0, facts, "execute",
         extra_audit=[audit_event(ctx, "human_step", event_type, data, actor=who)],
     )  # fmt: skip
     return {**recorded, "plan": plan, "cursor": cursor + 1}

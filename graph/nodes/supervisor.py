@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from graph.context import RunContext
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
 from graph.notices import notice_for, notify
+from graph.plans import allowed_decisions
 from graph.records import audit_event, decision_update, evidence
 from graph.state import CaseState, Evidence
 from packs.guardrails import effective_guardrails
@@ -151,7 +152,7 @@ def approval_request(state: CaseState, ctx: RunContext, reasons: list[str]) -> d
         "draft": state.get("draft"),
         "plan": state.get("plan", []),
         "evidence": facts,
-        "allowedDecisions": ["approve", "reject", "edit", "comment"],
+        "allowedDecisions": allowed_decisions(state.get("plan", [])),
         "requestedAt": now.isoformat(),
         "deadline": (now + timedelta(minutes=ctx.approval_timeout_minutes)).isoformat(),
     }
