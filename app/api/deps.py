@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 
 from app.api.limits import RateLimiter, retry_after
-from app.api.problems import ProblemError
+from app.api.problems import ProblemError, raises
 from app.auth.access import AccessCache, KnownKey
 from app.auth.keys import secret_matches, split_key
 from app.auth.principal import Principal, Role
@@ -102,6 +102,7 @@ async def active_tenant_name(services: Services, tenant_id: str) -> str | None:
     return name
 
 
+@raises(401)
 async def current_principal(
     request: Request,
     services: ServicesDep,
@@ -118,6 +119,7 @@ async def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+@raises(403)
 def require_platform_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_platform_admin:
         raise ProblemError(403, "platform admin only")
@@ -130,6 +132,7 @@ PlatformAdmin = Annotated[Principal, Depends(require_platform_admin)]
 def tenant_role(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller may act on the path's tenant with at least ``role``; rate-limited per tenant."""
 
+    @raises(403, 404, 429)
     async def check(
         services: ServicesDep,
         principal: PrincipalDep,

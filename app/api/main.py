@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
 from app.admin.views import router as admin_router
-from app.api import problems
+from app.api import openapi, problems
 from app.api.deps import Services
 from app.api.limits import BodySizeLimit, RateLimiter
 from app.approvals.views import router as approvals_router
@@ -34,8 +34,11 @@ from app.ui.router import UI_STATIC
 from app.ui.router import router as ui_router
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
+from graph.inputs import RawException
 from graph.runner import CaseRunner
+from packs.domain import DomainPack
 from packs.registry import PackRegistry
+from packs.tenant import TenantPolicyPack
 
 log = logging.getLogger("exops.api")
 
@@ -128,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    openapi.install(app, models=(RawException, DomainPack, TenantPolicyPack))
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
 
     @app.get("/health", tags=["health"])
