@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -68,6 +69,8 @@ class Page:
     tenant_name: str
     domain_name: str | None
     domain_version: str | None
+    secret: bytes = dataclass_field(repr=False, default=b"")
+    """The UI signing key, for the message a form sends back (``app/ui/flash.py``)."""
 
     @property
     def principal(self) -> Principal:
@@ -79,6 +82,7 @@ class Page:
 
 def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
     async def page(
+        request: Request,
         services: ServicesDep,
         session: SessionDep,
         tenantId: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")],
@@ -100,7 +104,7 @@ def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
                 domain = None
         return Page(session=session, services=services, tenant_id=tenantId, tenant_name=tenant_name,
                     domain_name=domain.domainName if domain else None,
-                    domain_version=domain.version if domain else None)  # fmt: skip
+                    domain_version=domain.version if domain else None, secret=session_secret(request))  # fmt: skip
 
     return page
 
