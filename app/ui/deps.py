@@ -15,8 +15,9 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
 
-from app.api.deps import Services, ServicesDep, active_tenant_name
+from app.api.deps import Services, ServicesDep, active_tenant_name, token_revoked
 from app.auth.principal import Principal, Role
+from app.auth.tokens import TokenClaims
 from app.db.models import ApiKey
 from app.ui.session import COOKIE, UiSession, csrf_matches, decode
 
@@ -53,6 +54,10 @@ async def ui_session(request: Request, services: ServicesDep) -> UiSession:
             key = await db.get(ApiKey, session.key_id)
             if key is None or key.revoked_at is not None:
                 raise LoginRequired(here)
+    if session.via == "jwt":
+        claims = TokenClaims(session.principal, session.token_id, session.token_issued, session.expires)
+        if await token_revoked(services, claims):
+            raise LoginRequired(here)
     return session
 
 
