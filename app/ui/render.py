@@ -74,7 +74,7 @@ def render(
     secret: bytes = request.app.state.ui_secret
     message = flash.decode(request.cookies.get(flash.COOKIE), session, secret) or flash.Flash()
     shared: dict[str, Any] = {"page": page, "session": session, "notice": message.notice,
-                              "error": message.error, "problems": list(message.problems)}  # fmt: skip
+                              "error": message.error, "flash_problems": list(message.problems)}  # fmt: skip
     response = templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
     if flash.COOKIE in request.cookies:
         response.delete_cookie(flash.COOKIE, path="/ui")
