@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default=None, description="HS256 key for bearer tokens; none: API keys only"
     )
     jwt_audience: str = "exops"
+    jwt_max_lifetime_minutes: int = Field(
+        default=720,
+        ge=1,
+        description="Longest a bearer token may live: exp - iat (exp - now without iat); longer ones, "
+        "and tokens without exp, are refused",
+    )
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per tenant per minute")
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_batch: int = Field(default=500, ge=1, description="Exceptions in one POST")

@@ -4,8 +4,11 @@ has, so routes added later are held to the same rules."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
+
+import jsonschema
 
 from tests.api_helpers import Api
 
@@ -134,3 +137,119 @@ async def test_every_documented_422_is_a_problem(api: Api) -> None:
                 schema = invalid["content"]["application/problem+json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Problem"}, (method, path)
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def _tenant_scoped(operation: dict[str, Any]) -> bool:
+    return any(p["in"] == "path" and p["name"] == "tenantId" for p in operation.get("parameters", []))
+
+
+async def test_every_documented_error_is_problem_json_and_nothing_else(api: Api) -> None:
+    """The server answers every error as ``application/problem+json``; the document says exactly that."""
+    document = await openapi(api)
+    for method, path, operation in operations(document):
+        for code, response in operation["responses"].items():
+            if code[0] in "45":
+                assert response.get("content") == {
+                    "application/problem+json": {"schema": {"$ref": PROBLEM_REF}}
+                }, f"{method} {path}: {code} is documented as {list(response.get('content') or {})}"
+
+
+async def test_every_operation_with_a_body_documents_400_413_and_422(api: Api) -> None:
+    """400: the body cannot be read (not UTF-8 JSON, too deep); 413: over the size limit; 422: invalid."""
+    document = await openapi(api)
+    for method, path, operation in operations(document):
+        if "requestBody" in operation:
+            for code in ("400", "413", "422"):
+                assert code in operation["responses"], (
+                    f"{method} {path}: takes a body but documents no {code}"
+                )
+
+
+async def test_tenant_routes_document_404_and_429_and_only_they_document_429(api: Api) -> None:
+    """A tenant route answers 404 for an unknown tenant and 429 when the tenant's rate limit is spent;
+    platform routes have no tenant and no rate limit (``/run`` checks the tenant of its body)."""
+    document = await openapi(api)
+    for method, path, operation in operations(document):
+        responses = operation["responses"]
+        if _tenant_scoped(operation) or path == "/run":
+            assert {"404", "429"} <= set(responses), f"{method} {path}: 404/429 not documented"
+        else:
+            assert "429" not in responses, f"{method} {path}: documents a 429 it never answers"
+
+
+async def test_401_and_429_document_their_headers(api: Api) -> None:
+    document = await openapi(api)
+    for method, path, operation in operations(document):
+        responses = operation["responses"]
+        if "401" in responses:
+            assert "WWW-Authenticate" in responses["401"].get("headers", {}), f"{method} {path}"
+        if "429" in responses:
+            assert "Retry-After" in responses["429"].get("headers", {}), f"{method} {path}"
+
+
+async def test_every_reference_resolves(api: Api) -> None:
+    document = await openapi(api)
+    components = document["components"]["schemas"]
+    for ref in refs(document):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[-1] in components, ref
+
+
+async def test_pack_uploads_are_typed_with_the_pack_schemas_for_every_accepted_media_type(api: Api) -> None:
+    document = await openapi(api)
+    expected = {"application/json", "application/yaml", "application/x-yaml", "text/yaml"}
+    for path, model in (
+        ("/admin/domain-packs", "DomainPack"),
+        ("/admin/domain-packs/validate", "DomainPack"),
+        ("/admin/{tenantId}/policy", "TenantPolicyPack"),
+        ("/admin/{tenantId}/policy/validate", "TenantPolicyPack"),
+    ):
+        body = document["paths"][path]["post"]["requestBody"]
+        assert set(body["content"]) == expected, path
+        for media in body["content"].values():
+            assert media["schema"] == {"$ref": f"#/components/schemas/{model}"}, path
+    domain = document["components"]["schemas"]["DomainPack"]
+    assert {"domainName", "exceptionTypes"} <= set(domain["required"])
+    assert "tenantId" in document["components"]["schemas"]["TenantPolicyPack"]["required"]
+
+
+PROBES: list[Any] = [[], {}, [{}], "text", 0, None]
+"""Bodies of every shape: the documented schema and the server must agree on each."""
+
+
+def _filled(path: str, operation: dict[str, Any]) -> str:
+    values = {"tenantId": "globex-markets", "stepOrder": "1"}
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path":
+            name = parameter["name"]
+            path = path.replace("{" + name + "}", values.get(name, "no-such-thing"))
+    return path
+
+
+async def test_the_documented_body_schema_accepts_exactly_what_the_server_accepts(api: Api) -> None:
+    """For each probe body: the schema refuses it exactly when the server refuses it as invalid
+    (400/422); a body the schema allows is never refused as malformed (an empty list was)."""
+    document = await openapi(api)
+    checked = 0
+    for method, path, operation in operations(document):
+        body = operation.get("requestBody")
+        if body is None:
+            continue
+        schema = body["content"]["application/json"]["schema"]
+        validator = jsonschema.Draft202012Validator({**schema, "components": document["components"]})
+        url = _filled(path, operation)
+        for probe in PROBES:
+            response = await api.client.request(
+                method, url, content=json.dumps(probe).encode(),
+                headers={**api.as_("platform_admin"), "Content-Type": "application/json"},
+            )  # fmt: skip
+            allowed = validator.is_valid(probe)
+            refused = response.status_code in (400, 422)
+            assert allowed != refused, (
+                f"{method} {path} with {json.dumps(probe)}: the schema {'allows' if allowed else 'refuses'} it, "
+                f"the server answered {response.status_code} {response.text[:300]}"
+            )
+            checked += 1
+    assert checked >= 12 * len(PROBES)

@@ -5,12 +5,12 @@ escaping of names that come from data."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 from sqlalchemy import update
@@ -61,10 +61,15 @@ def row_of(text: str, approval_id: str) -> str:
     return match.group(0)
 
 
-def flash(response: httpx.Response) -> str:
-    """Where a form sent the person back, with its message decoded."""
+async def flash(api: Api, response: httpx.Response) -> tuple[str, str]:
+    """Where a form sent the person back, and the message that page shows (once)."""
     assert response.status_code == 303, response.text
-    return unquote(response.headers["location"])
+    location = response.headers["location"]
+    shown = re.findall(
+        r'<p class="flash (?:ok|bad)" role="(?:status|alert)">(.*?)</p>', await page(api, location)
+    )
+    assert len(shown) <= 1, shown
+    return location, html.unescape(shown[0]) if shown else ""
 
 
 async def ingest(api: Api) -> None:
@@ -159,13 +164,13 @@ async def test_approve_from_the_list(api: Api) -> None:
     response = await api.client.post(
         DECIDE_1003, data={**fields, "decision": "approve", "comment": "LEI renewed"}
     )
-    location = flash(response)
-    assert location.startswith(f"{QUEUE}?decided=1&notice=")
-    after = await page(api, location)
+    assert response.headers["location"] == f"{QUEUE}?decided=1"
+    after = await page(api, f"{QUEUE}?decided=1")
     assert (
         '<p class="flash ok" role="status">✓ GLX-1003 (APR-GLX-1003-1): Approved: the plan runs now.</p>'
         in after
     )
+    assert "Approved: the plan runs now." not in await page(api, f"{QUEUE}?decided=1")  # shown once
     assert 'id="approval-APR-GLX-1003-1"' not in after and 'id="approval-APR-GLX-1004-1"' in after
     assert 'Waiting for a decision <span class="muted">(1)</span>' in after
     decided = after[after.index("Recently decided") :]
@@ -177,7 +182,7 @@ async def test_approve_from_the_list(api: Api) -> None:
     status = await case_status(api, "GLX-1003")
     assert status != "PENDING_APPROVAL" and status in ("IN_PROGRESS", "RESOLVED")
     again = await api.client.post(DECIDE_1003, data={**fields, "decision": "approve"})
-    assert "approval APR-GLX-1003-1 is no longer waiting for a decision" in flash(again)
+    assert "approval APR-GLX-1003-1 is no longer waiting for a decision" in (await flash(api, again))[1]
 
 
 async def test_reject_from_the_list(api: Api) -> None:
@@ -185,12 +190,12 @@ async def test_reject_from_the_list(api: Api) -> None:
     await sign_in(api, "operator")
     fields = form_of(await page(api, QUEUE), "APR-GLX-1003-1")
     response = await api.client.post(DECIDE_1003, data={**fields, "decision": "reject", "reason": "  "})
-    assert flash(response) == f"{QUEUE}?error=GLX-1003: say why you reject it: a reason is required"
+    assert await flash(api, response) == (QUEUE, "✗ GLX-1003: say why you reject it: a reason is required")
     assert (await approval(api))["status"] == "PENDING"
     response = await api.client.post(
         DECIDE_1003, data={**fields, "decision": "reject", "reason": "LEI renewed"}
     )
-    assert flash(response) == f"{QUEUE}?notice=GLX-1003 (APR-GLX-1003-1): Rejected."
+    assert await flash(api, response) == (QUEUE, "✓ GLX-1003 (APR-GLX-1003-1): Rejected.")
     assert (await approval(api))["status"] == "REJECTED" and (await approval(api))["reason"] == "LEI renewed"
     assert await case_status(api, "GLX-1003") == "REJECTED"
     decided = await page(api, f"{QUEUE}?decided=1")
@@ -205,21 +210,17 @@ async def test_a_stale_plan_digest_is_refused(api: Api) -> None:
     response = await api.client.post(
         DECIDE_1003, data={**fields, "decision": "approve", "plan_digest": "0" * 16}
     )
-    location = flash(response)
-    assert location == (
-        f"{QUEUE}?error=GLX-1003: the plan changed since this page was loaded (it was recalculated): "
-        "review it and decide again"
-    )
-    shown = await page(api, location)
-    assert (
-        '<p class="flash bad" role="alert">✗ GLX-1003: the plan changed since this page was loaded' in shown
+    assert await flash(api, response) == (
+        QUEUE,
+        "✗ GLX-1003: the plan changed since this page was loaded (it was recalculated): "
+        "review it and decide again",
     )
     assert (await approval(api))["status"] == "PENDING"
     assert await case_status(api, "GLX-1003") == "PENDING_APPROVAL"
     unknown = await api.client.post(f"{QUEUE}/APR-NOPE-1/decide", data={**fields, "decision": "approve"})
-    assert flash(unknown) == f"{QUEUE}?error=no approval APR-NOPE-1"
+    assert await flash(api, unknown) == (QUEUE, "✗ no approval APR-NOPE-1")
     bad = await api.client.post(DECIDE_1003, data={**fields, "decision": "edit"})
-    assert flash(bad) == f"{QUEUE}?error=choose Approve or Reject"
+    assert await flash(api, bad) == (QUEUE, "✗ choose Approve or Reject")
 
 
 async def test_viewer_sees_no_forms_and_cannot_post(api: Api) -> None:

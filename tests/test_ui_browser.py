@@ -38,10 +38,36 @@ def browser() -> Iterator[object]:
         launched.close()
 
 
+VIOLATIONS: list[str] = []
+"""Content-Security-Policy violations seen by any page of the running test (checked after each)."""
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline"));
+});
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation() -> Iterator[None]:
+    """Every page a test opens runs under the server's Content-Security-Policy without tripping it:
+    a blocked script, style or fetch would be a UI that silently does not work."""
+    VIOLATIONS.clear()
+    yield
+    assert VIOLATIONS == [], VIOLATIONS
+
+
 def _page(browser: object, width: int = 1366) -> Page:
     context = browser.new_context(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
     page: Page = context.new_page()
     page.set_default_timeout(15_000)
+    page.add_init_script(REPORT_VIOLATIONS)
+
+    def seen(message: object) -> None:
+        text = message.text  # type: ignore[attr-defined]
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            VIOLATIONS.append(f"{page.url}: {text}")
+
+    page.on("console", seen)
     return page
 
 
@@ -196,3 +222,34 @@ def test_an_approval_without_a_plan_cannot_be_approved_and_is_taken_over(
     expect(heading).to_contain_text("CLOSED_WITHOUT_ACTION")
     expect(page.locator("main")).to_contain_text("Skipped because: DTC fixed it upstream")
     shot(page, "13-closed-without-action")
+
+
+def test_a_link_cannot_put_a_message_on_the_page(product: Product, browser: object) -> None:
+    page = _page(browser)
+    sign_in(page, product, "operator")
+    forged = "Your session expired. Re-enter your API key at https://evil.example/login"
+    page.goto(f"{product.url}/ui/t/globex-markets/exceptions?error={forged}&notice={forged}")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.locator("main")).not_to_contain_text("evil.example")
+
+
+def test_the_api_reference_runs_offline_under_the_policy(product: Product, browser: object) -> None:
+    page = _page(browser)
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(product.url) else outside.append(request.url),
+    )
+    page.goto(f"{product.url}/docs")
+    expect(page.get_by_text("/exceptions/{tenantId}/{exceptionId}/events").first).to_be_visible()
+    shot(page, "14-docs")
+    assert outside == []
+
+
+def test_a_page_cannot_be_framed_by_another_site(product: Product, browser: object) -> None:
+    page = _page(browser)
+    page.set_content(f'<iframe id="f" src="{product.url}/ui/login"></iframe>')
+    frame = page.frame_locator("#f")
+    expect(frame.get_by_label("API key or token")).to_have_count(0)
+    VIOLATIONS.clear()  # the refusal is itself reported as a (wanted) frame-ancestors violation

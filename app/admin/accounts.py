@@ -24,7 +24,7 @@ class IssuedKey:
     plaintext: str
 
 
-RESERVED_TENANT_IDS = frozenset({"tenants", "domain-packs"})
+RESERVED_TENANT_IDS = frozenset({"tenants", "domain-packs", "token-revocations"})
 """Path segments of /admin/... that a tenant id would collide with."""
 
 

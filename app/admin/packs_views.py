@@ -15,9 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.admin.packs_service import UPLOAD_TYPES, PackAdmin, field_problems, parse_upload
 from app.api.deps import PlatformAdmin, ServicesDep, TenantAdmin
+from app.api.openapi import component_ref
 from app.api.problems import FieldProblem, responses
 from app.db.models import PackVersion
+from packs.domain import DomainPack
 from packs.loader import LoadedPack
+from packs.tenant import TenantPolicyPack
 
 router = APIRouter(prefix="/admin", tags=["admin: packs"])
 
@@ -82,20 +85,29 @@ class PackDiff(BaseModel):
     changes: list[Change]
 
 
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "The pack document, JSON or YAML",
-        "content": {media: {"schema": {"type": "object"}} for media in UPLOAD_TYPES},
+def upload_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The raw pack document, in any media type the server reads (``UPLOAD_TYPES``), with its schema.
+
+    The schema is the current layout; older layouts are also accepted and rewritten (the response
+    lists each rewrite in ``notices``). Without a Content-Type the server guesses JSON or YAML."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": "The pack document, JSON or YAML (older layouts are rewritten, with notices)",
+            "content": {media: {"schema": component_ref(model)} for media in UPLOAD_TYPES},
+        }
     }
-}
+
+
+DOMAIN_BODY = upload_body(DomainPack)
+POLICY_BODY = upload_body(TenantPolicyPack)
 Activate = Annotated[bool, Query(description="Make the uploaded version the active one")]
 VersionFrom = Annotated[str, Query(alias="from", description="The older version")]
 VersionTo = Annotated[str, Query(description="The newer version")]
-READ = responses(401, 403, 404, 429)
-WRITE = responses(401, 403, 404, 409, 429)
-UPLOAD = responses(401, 403, 404, 409, 413, 415, 422, 429)
-CHECK = responses(401, 403, 404, 413, 415, 422, 429)
+READ = responses(404)
+WRITE = responses(404, 409)
+UPLOAD = responses(409, 415)
+CHECK = responses(415)
 
 
 def domain_packs(services: ServicesDep) -> PackAdmin:
@@ -171,7 +183,7 @@ async def list_domain_packs(principal: PlatformAdmin, packs: DomainPacks) -> Dom
 
 @router.post("/domain-packs", status_code=status.HTTP_201_CREATED, response_model=PackUploaded,
              responses={**UPLOAD, 200: {"model": PackUploaded, "description": "Already stored"}},
-             openapi_extra=UPLOAD_BODY)  # fmt: skip
+             openapi_extra=DOMAIN_BODY)  # fmt: skip
 async def upload_domain_pack(
     request: Request,
     response: Response,
@@ -183,7 +195,7 @@ async def upload_domain_pack(
     return await upload(packs, request, response, principal.actor, activate, None)
 
 
-@router.post("/domain-packs/validate", response_model=Validation, responses=CHECK, openapi_extra=UPLOAD_BODY)
+@router.post("/domain-packs/validate", response_model=Validation, responses=CHECK, openapi_extra=DOMAIN_BODY)
 async def validate_domain_pack(request: Request, principal: PlatformAdmin, packs: DomainPacks) -> Validation:
     """Validate a domain pack exactly as an upload would; nothing is stored."""
     return await validation(packs, request, None)
@@ -235,7 +247,7 @@ async def list_policy_versions(tenantId: str, principal: TenantAdmin, packs: Pol
 
 @router.post("/{tenantId}/policy", status_code=status.HTTP_201_CREATED, response_model=PackUploaded,
              responses={**UPLOAD, 200: {"model": PackUploaded, "description": "Already stored"}},
-             openapi_extra=UPLOAD_BODY)  # fmt: skip
+             openapi_extra=POLICY_BODY)  # fmt: skip
 async def upload_policy(
     tenantId: str, request: Request, response: Response, principal: TenantAdmin, packs: Policies,
     activate: Activate = False,
@@ -245,7 +257,7 @@ async def upload_policy(
 
 
 @router.post(
-    "/{tenantId}/policy/validate", response_model=Validation, responses=CHECK, openapi_extra=UPLOAD_BODY
+    "/{tenantId}/policy/validate", response_model=Validation, responses=CHECK, openapi_extra=POLICY_BODY
 )
 async def validate_policy(
     tenantId: str, request: Request, principal: TenantAdmin, packs: Policies

@@ -9,11 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 
 from app.api.limits import RateLimiter, retry_after
-from app.api.problems import ProblemError
+from app.api.problems import ProblemError, raises
+from app.auth import revocations
 from app.auth.access import AccessCache, KnownKey
 from app.auth.keys import secret_matches, split_key
 from app.auth.principal import Principal, Role
-from app.auth.tokens import TokenError, read_token
+from app.auth.tokens import TokenClaims, TokenError, read_token
 from app.cases.service import CaseService
 from app.db.models import ApiKey, Tenant
 from app.db.session import Database
@@ -53,16 +54,36 @@ async def authenticate(services: Services, api_key: str | None, authorization: s
             raise ProblemError(401, "malformed API key", headers=UNAUTHORIZED)
         return await _key_principal(services.db, services.access, *parts)
     if authorization and authorization.lower().startswith("bearer "):
-        secret = services.settings.jwt_secret
-        if secret is None:
-            raise ProblemError(401, "bearer tokens are not enabled on this server", headers=UNAUTHORIZED)
-        try:
-            return read_token(authorization[7:], secret.get_secret_value(), services.settings.jwt_audience)
-        except TokenError as exc:
-            raise ProblemError(401, str(exc), headers=UNAUTHORIZED) from None
+        return (await bearer_claims(services, authorization[7:])).principal
     raise ProblemError(
         401, "credentials required: X-API-KEY header or Authorization: Bearer", headers=UNAUTHORIZED
     )
+
+
+async def bearer_claims(services: Services, token: str) -> TokenClaims:
+    """A bearer token's verified claims: signed, for our audience, not too long-lived, not revoked."""
+    secret = services.settings.jwt_secret
+    if secret is None:
+        raise ProblemError(401, "bearer tokens are not enabled on this server", headers=UNAUTHORIZED)
+    try:
+        claims = read_token(token, secret.get_secret_value(), services.settings.jwt_audience,
+                            max_lifetime_seconds=services.settings.jwt_max_lifetime_minutes * 60)  # fmt: skip
+    except TokenError as exc:
+        raise ProblemError(401, str(exc), headers=UNAUTHORIZED) from None
+    if await token_revoked(services, claims):
+        raise ProblemError(401, "invalid bearer token: revoked", headers=UNAUTHORIZED)
+    return claims
+
+
+async def token_revoked(services: Services, claims: TokenClaims) -> bool:
+    """Whether a revocation in the token's scope refuses it (the scope's list is cached briefly)."""
+    scope = revocations.scope_of(claims)
+    revoked = services.access.revoked(scope)
+    if revoked is None:
+        async with services.db.session() as session:
+            revoked = await revocations.load(session, scope)
+        services.access.remember_revoked(scope, revoked)
+    return revoked.refuses(claims)
 
 
 async def _key_principal(db: Database, access: AccessCache, key_id: str, secret: str) -> Principal:
@@ -102,6 +123,7 @@ async def active_tenant_name(services: Services, tenant_id: str) -> str | None:
     return name
 
 
+@raises(401)
 async def current_principal(
     request: Request,
     services: ServicesDep,
@@ -118,6 +140,7 @@ async def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+@raises(403)
 def require_platform_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_platform_admin:
         raise ProblemError(403, "platform admin only")
@@ -130,6 +153,7 @@ PlatformAdmin = Annotated[Principal, Depends(require_platform_admin)]
 def tenant_role(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller may act on the path's tenant with at least ``role``; rate-limited per tenant."""
 
+    @raises(403, 404, 429)
     async def check(
         services: ServicesDep,
         principal: PrincipalDep,

@@ -15,8 +15,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
 from app.admin.views import router as admin_router
-from app.api import problems
+from app.api import openapi, problems
 from app.api.deps import Services
+from app.api.docs import router as docs_router
+from app.api.headers import SecurityHeaders
 from app.api.limits import BodySizeLimit, RateLimiter
 from app.approvals.views import router as approvals_router
 from app.cases.run_views import router as run_router
@@ -34,8 +36,11 @@ from app.ui.router import UI_STATIC
 from app.ui.router import router as ui_router
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
+from graph.inputs import RawException
 from graph.runner import CaseRunner
+from packs.domain import DomainPack
 from packs.registry import PackRegistry
+from packs.tenant import TenantPolicyPack
 
 log = logging.getLogger("exops.api")
 
@@ -126,9 +131,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Operational exceptions through an agent graph: cases, approvals, playbooks, packs.",
         lifespan=lifespan,
+        docs_url=None,  # served by app/api/docs.py without a CDN
+        redoc_url=None,
     )
     problems.install(app)
+    openapi.install(app, models=(RawException, DomainPack, TenantPolicyPack))
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: on every answer, a 413 included
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
@@ -141,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(run_router)
     app.include_router(admin_router)
+    app.include_router(docs_router)
     secret = settings.ui_session_secret
     app.state.ui_secret = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
     ui_errors.install(app)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+Call = TypeVar("Call", bound=Callable[..., Any])
 PROBLEM_TYPE = "https://exops.dev/problems/"
 TITLES = {
     400: "Bad request",
@@ -79,8 +80,6 @@ def problem_response(request: Request, status: int, detail: str, errors: Sequenc
 
 
 def install(app: FastAPI) -> None:
-    _problem_422_everywhere(app)
-
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
         return problem_response(request, exc.status, exc.detail, exc.errors, exc.headers)
@@ -97,34 +96,26 @@ def install(app: FastAPI) -> None:
         )
 
 
-def _problem_422_everywhere(app: FastAPI) -> None:
-    """FastAPI documents its own 422 body on routes that do not list one; ours is a problem."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        problem = {"$ref": "#/components/schemas/Problem"}
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
-        components.setdefault("FieldProblem", FieldProblem.model_json_schema())
-        for item in schema.get("paths", {}).values():
-            for operation in item.values():
-                invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
-                    invalid["content"] = {"application/problem+json": {"schema": problem}}
-                    invalid["description"] = TITLES[422]
-        for name in ("HTTPValidationError", "ValidationError"):
-            components.pop(name, None)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries documenting the problem responses a route can give."""
-    return {status: {"model": Problem, "description": TITLES.get(status, "Error")} for status in statuses}
+    """OpenAPI entries for the problem responses a route gives itself (its own 404, 409...); the
+    document gives each its problem content (``app/api/openapi.py``)."""
+    return {status: {"description": TITLES.get(status, "Error")} for status in statuses}
+
+
+_STATUSES = "__problem_statuses__"
+
+
+def raises(*statuses: int) -> Callable[[Call], Call]:
+    """Mark a dependency with the problem statuses it answers: every route using it documents them."""
+
+    def mark(call: Call) -> Call:
+        setattr(call, _STATUSES, frozenset(statuses))
+        return call
+
+    return mark
+
+
+def problem_statuses(call: Any) -> frozenset[int]:
+    """The statuses ``raises`` marked ``call`` with (none when unmarked)."""
+    found: frozenset[int] = getattr(call, _STATUSES, frozenset())
+    return found

@@ -13,7 +13,9 @@ lock. So this process keeps:
   seconds, so the key listing is accurate to that;
 * active tenants (id → name) for ``ttl`` seconds. An unknown tenant is never remembered, so one
   created a moment ago is found at once. Tenants are never deleted; one switched off in the database
-  stops answering within ``ttl``.
+  stops answering within ``ttl``;
+* each scope's bearer-token revocations (``app/auth/revocations.py``) for ``ttl`` seconds; a
+  revocation made through this process forgets its scope at once, so the next request reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.auth.principal import Principal
+from app.auth.revocations import Revoked
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class AccessCache:
         self._keys: dict[str, tuple[float, KnownKey]] = {}
         self._touched: dict[str, float] = {}
         self._tenants: dict[str, tuple[float, str]] = {}
+        self._revoked: dict[str | None, tuple[float, Revoked]] = {}
 
     def key(self, key_id: str) -> KnownKey | None:
         """The key as verified less than ``ttl`` seconds ago, if it was."""
@@ -76,3 +80,18 @@ class AccessCache:
 
     def remember_tenant(self, tenant_id: str, name: str) -> None:
         self._tenants[tenant_id] = (self.clock() + self.ttl, name)
+
+    def revoked(self, scope: str | None) -> Revoked | None:
+        """The scope's revocations as read less than ``ttl`` seconds ago, if they were."""
+        found = self._revoked.get(scope)
+        if found is None or found[0] <= self.clock():
+            self._revoked.pop(scope, None)
+            return None
+        return found[1]
+
+    def remember_revoked(self, scope: str | None, revoked: Revoked) -> None:
+        self._revoked[scope] = (self.clock() + self.ttl, revoked)
+
+    def forget_revoked(self, scope: str | None) -> None:
+        """A revocation was just recorded in ``scope``: the next token of it reads the database."""
+        self._revoked.pop(scope, None)

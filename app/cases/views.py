@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Query, status
-from pydantic import ValidationError
+from pydantic import ValidationError, WithJsonSchema
 
 from app.api.deps import Operator, ServicesDep, Viewer
+from app.api.openapi import component_ref
 from app.api.problems import FieldProblem, ProblemError, field_path, responses
 from app.cases.queries import audit_trail, event_view, events, filtered, page, summary
 from app.cases.schemas import Accepted, CaseDetail, CasePage, EventPage
@@ -18,6 +19,13 @@ from graph.inputs import RawException
 router = APIRouter(prefix="/exceptions", tags=["exceptions"])
 EXAMPLE = {"exceptionId": "GLX-1001", "exceptionType": "SETTLEMENT_FAIL", "sourceSystem": "murex",
            "rawPayload": {"tradeId": "T-1", "settlementAmount": 62000}}  # fmt: skip
+OneOrMany = Annotated[
+    dict[str, object] | list[dict[str, object]],
+    WithJsonSchema({"anyOf": [component_ref(RawException),
+                              {"type": "array", "items": component_ref(RawException), "minItems": 1}]}),
+]  # fmt: skip
+"""Read as plain JSON so that ``parse_items`` reports every item's problems with its index; documented
+as what it accepts: one exception, or a non-empty list of them."""
 
 
 def parse_items(
@@ -60,7 +68,7 @@ async def ingest(
     tenantId: str,
     principal: Operator,
     services: ServicesDep,
-    body: Annotated[dict[str, object] | list[dict[str, object]], Body(examples=[EXAMPLE])],
+    body: Annotated[OneOrMany, Body(examples=[EXAMPLE])],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> Accepted:
     """Accept one exception or a list; they are stored, then processed in the background."""

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -56,6 +57,24 @@ class ApiKey(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="system")
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TokenRevocation(Base):
+    """A bearer token refused before it expires: one token (``jti``), or every token of a subject
+    issued up to ``revoked_at``. Scoped to the tenant of the tokens (None: platform-admin tokens)."""
+
+    __tablename__ = "token_revocations"
+    __table_args__ = (
+        CheckConstraint("(jti IS NULL) <> (subject IS NULL)", name="ck_token_revocations_one_target"),
+    )
+
+    revocation_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.tenant_id"), index=True)
+    jti: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    revoked_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    revoked_by: Mapped[str] = mapped_column(String(200))
 
 
 class PackVersion(Base):

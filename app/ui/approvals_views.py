@@ -171,20 +171,20 @@ async def decide(approvalId: str, page: OperatorPage, form: CheckedForm) -> Redi
     url = _return_to(page, field(form, "view"))
     decision = field(form, "decision")
     if decision not in ("approve", "reject"):
-        return back(url, error="choose Approve or Reject")
+        return back(page, url, error="choose Approve or Reject")
     chosen: Literal["approve", "reject"] = "approve" if decision == "approve" else "reject"
     comment, reason = field(form, "comment"), field(form, "reason")
     if len(comment) > MAX_COMMENT or len(reason) > MAX_COMMENT:
-        return back(url, error=f"a comment or a reason is longer than {MAX_COMMENT} characters")
+        return back(page, url, error=f"a comment or a reason is longer than {MAX_COMMENT} characters")
     async with page.services.db.session() as session:
         approval = await session.get(Approval, (page.tenant_id, approvalId))
     if approval is None:
-        return back(url, error=f"no approval {approvalId}")
+        return back(page, url, error=f"no approval {approvalId}")
     try:
         message = await decide_approval(
             page, approval.exception_id, approvalId, chosen, comment=comment or None,
             seen_digest=field(form, "plan_digest") or None, reason=reason,
         )  # fmt: skip
     except ValueError as exc:
-        return back(url, error=f"{approval.exception_id}: {exc}")
-    return back(url, notice=f"{approval.exception_id} ({approvalId}): {message}")
+        return back(page, url, error=f"{approval.exception_id}: {exc}")
+    return back(page, url, notice=f"{approval.exception_id} ({approvalId}): {message}")

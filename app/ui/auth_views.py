@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-import jwt
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from app.api.deps import ServicesDep, authenticate
+from app.api.deps import ServicesDep, authenticate, bearer_claims
 from app.api.problems import ProblemError
 from app.auth.keys import split_key
 from app.db.models import Tenant
@@ -44,20 +43,18 @@ async def login(
     if not presented:
         return render(request, "login.html", None, status=400, next=_safe_next(next),
                       failure="Enter an API key or a token.")  # fmt: skip
-    is_key = split_key(presented) is not None
+    parts = split_key(presented)
     try:
-        principal = await authenticate(services, presented if is_key else None,
-                                       None if is_key else f"Bearer {presented}")  # fmt: skip
+        if parts is not None:
+            principal = await authenticate(services, presented, None)
+            session = new_session(principal, key_id=parts[0], hours=services.settings.ui_session_hours)
+        else:
+            claims = await bearer_claims(services, presented)
+            session = new_session(claims.principal, key_id=None, hours=services.settings.ui_session_hours,
+                                  until=claims.expires_at, token_id=claims.token_id,
+                                  token_issued=claims.issued_at)  # fmt: skip
     except ProblemError as exc:
         return render(request, "login.html", None, status=401, next=_safe_next(next), failure=exc.detail)
-    parts = split_key(presented)
-    until = (
-        None
-        if parts
-        else float(jwt.decode(presented, options={"verify_signature": False}).get("exp", 0)) or None
-    )
-    session = new_session(principal, key_id=parts[0] if parts else None, hours=services.settings.ui_session_hours,
-                          until=until)  # fmt: skip
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, encode(session, session_secret(request)), httponly=True, samesite="strict",
                         secure=services.settings.ui_secure_cookies, path="/ui",

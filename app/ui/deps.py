@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from starlette.datastructures import FormData
 
-from app.api.deps import Services, ServicesDep, active_tenant_name
+from app.api.deps import Services, ServicesDep, active_tenant_name, token_revoked
 from app.auth.principal import Principal, Role
+from app.auth.tokens import TokenClaims
 from app.db.models import ApiKey
 from app.ui.session import COOKIE, UiSession, csrf_matches, decode
 
@@ -52,6 +54,10 @@ async def ui_session(request: Request, services: ServicesDep) -> UiSession:
             key = await db.get(ApiKey, session.key_id)
             if key is None or key.revoked_at is not None:
                 raise LoginRequired(here)
+    if session.via == "jwt":
+        claims = TokenClaims(session.principal, session.token_id, session.token_issued, session.expires)
+        if await token_revoked(services, claims):
+            raise LoginRequired(here)
     return session
 
 
@@ -68,6 +74,8 @@ class Page:
     tenant_name: str
     domain_name: str | None
     domain_version: str | None
+    secret: bytes = dataclass_field(repr=False, default=b"")
+    """The UI signing key, for the message a form sends back (``app/ui/flash.py``)."""
 
     @property
     def principal(self) -> Principal:
@@ -79,6 +87,7 @@ class Page:
 
 def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
     async def page(
+        request: Request,
         services: ServicesDep,
         session: SessionDep,
         tenantId: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")],
@@ -100,7 +109,7 @@ def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
                 domain = None
         return Page(session=session, services=services, tenant_id=tenantId, tenant_name=tenant_name,
                     domain_name=domain.domainName if domain else None,
-                    domain_version=domain.version if domain else None)  # fmt: skip
+                    domain_version=domain.version if domain else None, secret=session_secret(request))  # fmt: skip
 
     return page
 

@@ -76,7 +76,7 @@ def _day(text: str, name: str, problems: list[str]) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        problems.append(f"“{text}” is not a date for {name}: use YYYY-MM-DD")
+        problems.append(f"{name} is not a date: use YYYY-MM-DD")
         return None
 
 
@@ -84,22 +84,24 @@ def _number(text: str, name: str, low: int, high: int, default: int, problems: l
     if not text:
         return default
     if not text.isdigit() or not low <= int(text) <= high:
-        problems.append(f"{name} must be a whole number from {low} to {high}, not “{text}”")
+        problems.append(f"{name} must be a whole number from {low} to {high}")
         return default
     return int(text)
 
 
 def parse_list_query(params: QueryParams) -> tuple[ListQuery, list[str], date | None, date | None]:
-    """The filters with every problem found (each said plainly), and the parsed dates."""
+    """The filters with every problem found (each said plainly), and the parsed dates. A problem
+    never repeats what was typed: the banner shows the server's words only, so a link cannot make
+    the page display a message of its own (the fields above still show what was typed)."""
     text = {key: (params.get(key) or "").strip() for key in
             ("status", "severity", "type", "q", "from", "to", "sort", "dir", "page", "size")}  # fmt: skip
     problems: list[str] = []
     if text["status"] and text["status"] not in RESOLUTION_STATUSES:
-        problems.append(f"unknown status “{text['status']}”")
+        problems.append(f"the status is none of {', '.join(RESOLUTION_STATUSES)}")
     if text["severity"] and text["severity"] not in SEVERITIES:
-        problems.append(f"unknown severity “{text['severity']}”")
+        problems.append(f"the severity is none of {', '.join(SEVERITIES)}")
     if text["sort"] and text["sort"] not in SORTS:
-        problems.append(f"cannot sort by “{text['sort']}”: use one of {', '.join(SORTS)}")
+        problems.append(f"the list sorts by one of {', '.join(SORTS)}")
     if text["dir"] and text["dir"] not in ("asc", "desc"):
         problems.append("the sort direction is asc or desc")
     if len(text["q"]) > 200:
@@ -207,12 +209,12 @@ async def _answer(page: Page, exception_id: str, order: int, action: Literal["co
     await _ensure_case(page, exception_id)
     url = detail_url(page, exception_id)
     if len(notes) > MAX_NOTES or len(reason) > MAX_NOTES:
-        return back(url, error=f"notes and reasons are limited to {MAX_NOTES} characters")
+        return back(page, url, error=f"notes and reasons are limited to {MAX_NOTES} characters")
     try:
         message = await answer_step(page, exception_id, order, action, notes or None, reason)
     except ValueError as exc:
-        return back(url, error=str(exc))
-    return back(url, notice=message)
+        return back(page, url, error=str(exc))
+    return back(page, url, notice=message)
 
 
 @router.post("/exceptions/{exceptionId}/steps/{order}/complete")
@@ -238,12 +240,14 @@ async def recalculate_playbook(page: OperatorPage, form: CheckedForm, exceptionI
         outcome = await recalculate(services.cases, services.runner, services.runtime, page.tenant_id, exceptionId,
                                     who=page.principal.actor)  # fmt: skip
     except ProblemError as exc:
-        return back(url, error=exc.detail)
+        return back(page, url, error=exc.detail)
     before = outcome["previous"].get("recommendedPlaybookId") or "no playbook"
     now = outcome["current"].get("recommendedPlaybookId") or "no playbook"
     if not outcome["changed"]:
-        return back(url, notice=f"Recalculated with the active packs: the choice is unchanged ({now}).")
-    return back(url, notice=f"Playbook recalculated: {before} → {now}. Review the new plan before deciding.")
+        return back(page, url, notice=f"Recalculated with the active packs: the choice is unchanged ({now}).")
+    return back(
+        page, url, notice=f"Playbook recalculated: {before} → {now}. Review the new plan before deciding."
+    )
 
 
 @router.post("/exceptions/{exceptionId}/approvals/{approvalId}/decide")
@@ -254,10 +258,12 @@ async def decide(
     url = detail_url(page, exceptionId)
     decision = field(form, "decision")
     if decision not in DECISIONS:
-        return back(url, error=f"unknown decision “{decision}”: approve, reject, edit, comment or takeover")
+        return back(
+            page, url, error=f"unknown decision “{decision}”: approve, reject, edit, comment or takeover"
+        )
     comment, reason = field(form, "comment"), field(form, "reason")
     if len(comment) > MAX_NOTES or len(reason) > MAX_NOTES:
-        return back(url, error=f"a comment or a reason is limited to {MAX_NOTES} characters")
+        return back(page, url, error=f"a comment or a reason is limited to {MAX_NOTES} characters")
     try:
         message = await decide_approval(
             page, exceptionId, approvalId, decision, comment=comment or None,
@@ -265,5 +271,5 @@ async def decide(
             reason=reason,
         )  # fmt: skip
     except ValueError as exc:
-        return back(url, error=str(exc))
-    return back(url, notice=message)
+        return back(page, url, error=str(exc))
+    return back(page, url, notice=message)

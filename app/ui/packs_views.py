@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import PurePath
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import yaml
 from fastapi import APIRouter, Query, Request
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 FILE_TYPES = {".json": "application/json", ".yaml": "application/yaml", ".yml": "application/yaml"}
 """The pack files a person may pick, and the media type that tells ``parse_upload`` how to read them."""
 SHOWN_PROBLEMS = 12
-"""Refusals carried back in the redirect's query string: enough to act on, short enough for a URL."""
+"""Problems of a refusal carried to the next page (in the signed message cookie): enough to act on."""
 
 
 @dataclass(frozen=True)
@@ -112,16 +112,16 @@ def packs_url(page: Page, *parts: str) -> str:
     return "/".join([f"/ui/t/{page.tenant_id}/packs", *(quote(part, safe="") for part in parts)])
 
 
-def with_problems(url: str, problems: list[FieldProblem]) -> str:
-    """``url`` carrying the first problems of a refusal, for the page it redirects to to list."""
+def problem_lines(problems: list[FieldProblem]) -> list[str]:
+    """The first problems of a refusal, one line each, for the page the form redirects to."""
     lines = [f"{p.path}: {p.message}" for p in problems[:SHOWN_PROBLEMS]]
     if len(problems) > SHOWN_PROBLEMS:
         lines.append(f"… and {len(problems) - SHOWN_PROBLEMS} more")
-    return f"{url}?{urlencode([('problem', line) for line in lines])}" if lines else url
+    return lines
 
 
-def refused(url: str, exc: ProblemError) -> RedirectResponse:
-    return back(with_problems(url, exc.errors), error=exc.detail)
+def refused(page: Page, url: str, exc: ProblemError) -> RedirectResponse:
+    return back(page, url, error=exc.detail, problems=problem_lines(exc.errors))
 
 
 async def history(shelf: Shelf) -> list[PackVersion]:
@@ -144,8 +144,7 @@ async def packs_page(
         rows = await history(shelf)
         kept = editor if editor is not None and editor.kind == kind else Editor(kind)
         shelves.append({"shelf": shelf, "rows": rows, "active": active_of(rows), "editor": kept})
-    return render(request, "packs.html", page, status=status, active="packs", shelves=shelves,
-                  problems=request.query_params.getlist("problem"))  # fmt: skip
+    return render(request, "packs.html", page, status=status, active="packs", shelves=shelves)
 
 
 @router.get("/packs", response_class=HTMLResponse)
@@ -214,7 +213,7 @@ async def pack_version(request: Request, page: ViewerPage, kind: str, version: s
     document = yaml.safe_dump(readable(row.content, shelf.kind), sort_keys=False, allow_unicode=True)
     current = active_of(rows)
     return render(request, "pack.html", page, active="packs", shelf=shelf, row=row, rows=rows, document=document,
-                  current=current, problems=request.query_params.getlist("problem"))  # fmt: skip
+                  current=current)  # fmt: skip
 
 
 async def posted_document(form: FormData) -> tuple[bytes, str | None, str]:
@@ -288,7 +287,7 @@ async def upload(
     notes = field_problems(loaded.notices)
     if notes:
         message += "; importer notes: " + "; ".join(f"{n.path}: {n.message}" for n in notes[:SHOWN_PROBLEMS])
-    return back(packs_url(page, kind, row.version), notice=message)
+    return back(page, packs_url(page, kind, row.version), notice=message)
 
 
 @router.post("/packs/{kind}/rollback")
@@ -299,8 +298,8 @@ async def rollback(page: AdminPage, form: CheckedForm, kind: str) -> RedirectRes
     try:
         row = await shelf.admin.rollback(shelf.name, page.principal.actor)
     except ProblemError as exc:
-        return refused(packs_url(page), exc)
-    return back(packs_url(page), notice=f"rolled the {shelf.label} {row.name} back to {row.version}")
+        return refused(page, packs_url(page), exc)
+    return back(page, packs_url(page), notice=f"rolled the {shelf.label} {row.name} back to {row.version}")
 
 
 @router.post("/packs/{kind}/{version}/activate")
@@ -312,5 +311,5 @@ async def activate(page: AdminPage, form: CheckedForm, kind: str, version: str) 
     try:
         row = await shelf.admin.activate(shelf.name, version, page.principal.actor)
     except ProblemError as exc:
-        return refused(here, exc)
-    return back(here, notice=f"{shelf.label} {row.name} {row.version} is now active")
+        return refused(page, here, exc)
+    return back(page, here, notice=f"{shelf.label} {row.name} {row.version} is now active")

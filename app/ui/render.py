@@ -3,6 +3,7 @@ templates use to show time, age and status without relying on color alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from app.ui import flash
 from app.ui.deps import Page
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -67,13 +69,26 @@ templates.env.filters.update(
 def render(
     request: Request, name: str, page: Page | None, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    shared: dict[str, Any] = {"page": page, "session": page.session if page else None,
-                              "notice": request.query_params.get("notice"), "error": request.query_params.get("error")}  # fmt: skip
-    return templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
+    """The page, with the message a form left for this session (shown once, then forgotten)."""
+    session = page.session if page else context.get("session")
+    secret: bytes = request.app.state.ui_secret
+    message = flash.decode(request.cookies.get(flash.COOKIE), session, secret) or flash.Flash()
+    shared: dict[str, Any] = {"page": page, "session": session, "notice": message.notice,
+                              "error": message.error, "flash_problems": list(message.problems)}  # fmt: skip
+    response = templates.TemplateResponse(request, name, {**shared, **context}, status_code=status)
+    if flash.COOKIE in request.cookies:
+        response.delete_cookie(flash.COOKIE, path="/ui")
+    return response
 
 
-def back(url: str, *, notice: str | None = None, error: str | None = None) -> RedirectResponse:
-    """After a form: back to ``url`` (303, so a reload does not post again) with a message."""
-    message = f"notice={quote(notice)}" if notice else f"error={quote(error)}" if error else ""
-    joiner = "&" if "?" in url else "?"
-    return RedirectResponse(f"{url}{joiner}{message}" if message else url, status_code=303)
+def back(
+    page: Page, url: str, *, notice: str | None = None, error: str | None = None, problems: Sequence[str] = ()
+) -> RedirectResponse:
+    """After a form: back to ``url`` (303, so a reload does not post again), with a message for the
+    next page this session sees. The URL never carries the message: a link cannot forge one."""
+    response = RedirectResponse(url, status_code=303)
+    if notice or error or problems:
+        value = flash.encode(flash.Flash(notice, error, tuple(problems)), page.session, page.secret)
+        response.set_cookie(flash.COOKIE, value, httponly=True, samesite="strict", path="/ui",
+                            secure=page.services.settings.ui_secure_cookies)  # fmt: skip
+    return response

@@ -4,7 +4,8 @@ Signing in with an API key (or a JWT) checks it once, then the cookie carries wh
 (subject, role, tenant, the key id), when the session ends, and a CSRF token that every form must
 echo. The cookie is an HMAC-signed JSON document: it cannot be forged or edited without the secret
 (``EXOPS_UI_SESSION_SECRET``; without one, a random secret per process, so sessions end on restart).
-A session made from an API key ends as soon as the key is revoked (checked on every request).
+A session made from an API key ends as soon as the key is revoked, one made from a JWT as soon as
+the token or its subject is revoked (both checked on every request).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class UiSession:
     via: str
     expires: float
     csrf: str
+    token_id: str | None = None
+    """A session made from a JWT: the token's ``jti`` and ``iat``, so that revoking the token (or its
+    subject) ends the session too."""
+    token_issued: float | None = None
 
     @property
     def principal(self) -> Principal:
@@ -44,12 +49,15 @@ def new_session(
     hours: float,
     until: float | None = None,
     now: float | None = None,
+    token_id: str | None = None,
+    token_issued: float | None = None,
 ) -> UiSession:
     """A session of ``hours``, never outliving ``until`` (a token's own expiry)."""
     issued = time.time() if now is None else now
     expires = min(issued + hours * 3600, until) if until is not None else issued + hours * 3600
     return UiSession(subject=principal.subject, role=principal.role, tenant_id=principal.tenant_id, key_id=key_id,
-                     via=principal.via, expires=expires, csrf=secrets.token_urlsafe(24))  # fmt: skip
+                     via=principal.via, expires=expires, csrf=secrets.token_urlsafe(24), token_id=token_id,
+                     token_issued=token_issued)  # fmt: skip
 
 
 def _sign(body: bytes, secret: bytes) -> str:

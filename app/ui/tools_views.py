@@ -47,10 +47,11 @@ async def _switch(page: Page, tool: str, enabled: bool) -> RedirectResponse:
     try:
         view = await switch(page.services, page.tenant_id, tool, enabled, page.principal.actor)
     except ProblemError as exc:
-        return back(tools_url(page), error=exc.detail)
+        return back(page, tools_url(page), error=exc.detail)
     if view.enabled:
-        return back(tools_url(page), notice=f"{tool} is switched on again for {page.tenant_id}")
+        return back(page, tools_url(page), notice=f"{tool} is switched on again for {page.tenant_id}")
     return back(
+        page,
         tools_url(page),
         notice=f"{tool} is switched off for {page.tenant_id}: new runs plan its steps as manual",
     )
@@ -74,5 +75,7 @@ async def reset_breaker(page: AdminPage, form: CheckedForm, tool: str) -> Redire
     try:
         reset_tool_breaker(page.services, page.tenant_id, tool)
     except ProblemError as exc:
-        return back(tools_url(page), error=exc.detail)
-    return back(tools_url(page), notice=f"the circuit breaker of {tool} is closed: calls go through again")
+        return back(page, tools_url(page), error=exc.detail)
+    return back(
+        page, tools_url(page), notice=f"the circuit breaker of {tool} is closed: calls go through again"
+    )

@@ -5,7 +5,7 @@ characters, one more than the 20 the case status column held. The exceptions tab
 storing a resolution status (approvals and tool executions store their own, shorter statuses; plans
 and results are JSON). A rejection now needs a reason, kept beside the approval's comment.
 
-Revision ID: 0005_case_closure
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_case_closure"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
