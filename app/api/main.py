@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from app.admin.views import router as admin_router
 from app.api import problems
 from app.api.deps import Services
-from app.api.limits import BodySizeLimit, RateLimiter
+from app.api.limits import BodyLimits, RateLimiter
 from app.approvals.views import router as approvals_router
 from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
