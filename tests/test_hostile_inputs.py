@@ -273,6 +273,23 @@ def test_cli_validate_refuses_a_date_and_a_bomb(tmp_path: Path, domain_doc: dict
     ]
 
 
+def test_cli_run_reads_exception_files_with_the_same_limits(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('[{"rawPayload": ' + deep_text(80) + "}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb("exceptions: []"))
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps([{**FAIL, "rawPayload": {"amount": 2**64}}]))
+    checkpoints = ["--checkpoints", str(tmp_path / "cp.sqlite"), "--tenant", "globex-markets", "--json"]
+    for path, message in [
+        (deep, f"{deep}: nested deeper than 64 levels"),
+        (bomb, f"{bomb}: {BOMB_PROBLEM['message']}"),
+        (huge, f"{huge}: $[0].rawPayload.amount: {INTEGER_RANGE}"),
+    ]:
+        result = CliRunner().invoke(cli, ["run", str(path), *checkpoints])
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
 async def send_pack(api: Api, path: str, text: str, role: str = "platform_admin") -> httpx.Response:
     headers = {**api.as_(role), "Content-Type": "application/yaml"}
     return await api.client.post(path, content=text, headers=headers)
