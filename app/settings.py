@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 import packs
 from app.secrets import SecretBook
 from packs.addresses import address_refusal, literal_address, parse_networks, static_url_refusal
+from packs.jsonvalues import DEFAULT_MAX_DEPTH
 
 SAMPLE_PACKS_DIR = Path(packs.__file__).parent / "samples"
 
@@ -60,6 +61,13 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Requests per tenant per minute")
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     max_batch: int = Field(default=500, ge=1, description="Exceptions in one POST")
+    max_json_depth: int = Field(
+        default=DEFAULT_MAX_DEPTH,
+        ge=8,
+        le=200,
+        description="Nesting levels a JSON request body may have (400 beyond); at most 200, as the graph's "
+        "checkpoints cannot hold values nested much deeper",
+    )
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     deadline_sweep_seconds: float = Field(default=30.0, gt=0)
     demo: bool = Field(default=True, description="exops start creates demo tenants and keys")

@@ -6,7 +6,7 @@ These are pydantic (validated where data enters); the graph's state itself is pl
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -15,19 +15,32 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PrivateAttr,
+    field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_core import CoreSchema, core_schema
 
 from packs.common import Severity
+from packs.jsonvalues import JsonObject
 from packs.playbook import PlaybookStep
 
 EXCEPTION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
+NAIVE_TIMESTAMP = "timestamp had no offset; read as UTC"
+
+
 class RawException(BaseModel):
-    """An exception as an upstream system sends it (camelCase, unknown fields refused)."""
+    """An exception as an upstream system sends it (camelCase, unknown fields refused).
+
+    Payload values must be JSON that exops can store and checkpoint (``JsonObject``: integers within
+    64 bits, finite numbers), refused here with their path rather than failing the case later.
+    A ``timestamp`` without an offset (older systems send local-looking times) is read as UTC, so
+    nothing past this model ever holds a naive datetime; its JSON dump keeps the naive form (the record
+    of what was received, from which a re-read says the same), and ``notices`` says so for the intake.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,14 +49,34 @@ class RawException(BaseModel):
     sourceSystem: str = Field(default="unknown", min_length=1, max_length=200)
     exceptionType: str | None = Field(default=None, max_length=200)
     severity: Severity | None = None
-    timestamp: datetime | None = None
-    rawPayload: dict[str, Any] = Field(default_factory=dict)
-    normalizedContext: dict[str, Any] = Field(default_factory=dict)
+    timestamp: datetime | None = Field(
+        default=None, description="ISO 8601; without an offset it is read as UTC (and the case says so)"
+    )
+    rawPayload: JsonObject = Field(default_factory=dict)
+    normalizedContext: JsonObject = Field(default_factory=dict)
+    _timestamp_as_sent: str | None = PrivateAttr(default=None)
 
     @field_validator("severity", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _utc_timestamp(self) -> RawException:
+        moment = self.timestamp
+        if moment is not None and moment.utcoffset() is None:
+            self._timestamp_as_sent = moment.isoformat()
+            self.timestamp = moment.replace(tzinfo=UTC)
+        return self
+
+    @field_serializer("timestamp", when_used="json")
+    def _timestamp_text(self, moment: datetime | None) -> Any:
+        return self._timestamp_as_sent or moment
+
+    @property
+    def notices(self) -> list[str]:
+        """What intake read differently from how it was sent (for the case's evidence)."""
+        return [NAIVE_TIMESTAMP] if self._timestamp_as_sent is not None else []
 
 
 def with_exception_id(raw: RawException) -> RawException:

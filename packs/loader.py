@@ -16,7 +16,8 @@ from packs.documents import detect_kind, read_document
 from packs.domain import DomainPack
 from packs.endpoints import endpoint_problems
 from packs.importer import upgrade_document
-from packs.problems import PackError, Problem, problems_from_validation
+from packs.jsonvalues import DEFAULT_MAX_DEPTH, json_problems
+from packs.problems import PackError, Problem, json_path, problems_from_validation
 from packs.tenant import TenantPolicyPack
 from packs.validation import check_domain, check_tenant
 
@@ -55,8 +56,17 @@ def _kind_of(data: dict[str, Any], file: str) -> PackKind:
     return kind
 
 
+def json_only(data: dict[str, Any], file: str) -> None:
+    """A document given as data (``/run``'s inline packs, stored versions) obeys the rules a parsed
+    one does: JSON values only, bounded nesting (see ``packs.jsonvalues``)."""
+    problems = json_problems(data, max_depth=DEFAULT_MAX_DEPTH)
+    if problems:
+        raise PackError([Problem(file, json_path(path), message) for path, message in problems])
+
+
 def load_domain(data: dict[str, Any], file: str) -> LoadedPack:
     """Validate a domain pack document (any layout); raise PackError with every problem."""
+    json_only(data, file)
     document, notices = upgrade_document("domain", data, file)
     try:
         pack = DomainPack.model_validate(document)
@@ -70,6 +80,7 @@ def load_domain(data: dict[str, Any], file: str) -> LoadedPack:
 
 def load_tenant(data: dict[str, Any], file: str, find_domain: DomainLookup) -> LoadedPack:
     """Validate a tenant pack document against its domain pack; raise PackError with every problem."""
+    json_only(data, file)
     name = data.get("domainName")
     pin = data.get("domainVersion")
     domain = find_domain(name, pin if isinstance(pin, str) else None) if isinstance(name, str) else None

@@ -8,12 +8,13 @@ tenant packs that predate that list.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from packs.common import PackModel, SettableStatus, Severity
 from packs.conditions import TriagedCondition
+from packs.jsonvalues import JsonObject
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]*$", max_length=128)]
 """Ids of playbooks, rules, suites and cases: a letter, then letters, digits and ``_ . : -``."""
@@ -68,7 +69,7 @@ class AddCommentStep(StepBase):
 class CallToolStep(StepBase):
     type: Literal["call_tool"]
     tool: str = Field(min_length=1, description="A tool defined in the domain pack.")
-    arguments: dict[str, Any] = Field(
+    arguments: JsonObject = Field(
         default_factory=dict,
         description="Arguments; strings may hold placeholders such as {{ exception.rawPayload.orderId }}.",
     )
@@ -78,7 +79,7 @@ class SuggestedToolCall(PackModel):
     """A tool a manual step's text names, kept so the step can be offered as a tool call."""
 
     tool: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: JsonObject = Field(default_factory=dict)
 
 
 class ManualStep(StepBase):
@@ -109,7 +110,7 @@ class Playbook(PackModel):
     rollbackTool: str | None = Field(
         default=None, description="A tool to call when a step fails, to undo partial work."
     )
-    rollbackArguments: dict[str, Any] | None = Field(
+    rollbackArguments: JsonObject | None = Field(
         default=None,
         description="Arguments of the rollback call; placeholders may also name failedStep.order, "
         "failedStep.name and failedStep.arguments. Default: the failed step's own arguments.",

@@ -145,6 +145,11 @@ class PackAdmin:
     def label(self) -> str:
         return "domain pack" if self.kind == "domain" else "tenant policy"
 
+    def read(self, body: bytes, content_type: str | None, tenant_id: str | None = None) -> LoadedPack:
+        """An uploaded pack parsed and fully validated: the one path of upload and ``/validate``, so
+        what one accepts the other stores (parsing refuses what JSON cannot hold, see ``packs``)."""
+        return self.validate(parse_upload(body, content_type), tenant_id)
+
     def validate(self, data: dict[str, Any], tenant_id: str | None = None) -> LoadedPack:
         """A fully validated pack, or a 422 with one error per problem; a policy must be for ``tenant_id``.
         The checks are ``packs.loader.validate_pack``'s, which ``POST /run`` applies to inline packs too."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.admin.packs_service import UPLOAD_TYPES, PackAdmin, field_problems, parse_upload
+from app.admin.packs_service import UPLOAD_TYPES, PackAdmin, field_problems
 from app.api.deps import PlatformAdmin, ServicesDep, TenantAdmin
 from app.api.openapi import component_ref
 from app.api.problems import FieldProblem, responses
@@ -141,7 +141,7 @@ def active_version(rows: list[PackVersion]) -> str | None:
 async def upload(
     packs: PackAdmin, request: Request, response: Response, actor: str, activate: bool, tenant: str | None
 ) -> PackUploaded:
-    loaded = packs.validate(parse_upload(await request.body(), request.headers.get("content-type")), tenant)
+    loaded = packs.read(await request.body(), request.headers.get("content-type"), tenant)
     row, created = await packs.upload(loaded, actor=actor, activate=activate)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -150,9 +150,7 @@ async def upload(
 
 
 async def validation(packs: PackAdmin, request: Request, tenant: str | None) -> Validation:
-    loaded: LoadedPack = packs.validate(
-        parse_upload(await request.body(), request.headers.get("content-type")), tenant
-    )
+    loaded: LoadedPack = packs.read(await request.body(), request.headers.get("content-type"), tenant)
     return Validation(valid=True, notices=field_problems(await packs.notices_for(loaded)))
 
 

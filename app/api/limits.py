@@ -1,57 +1,99 @@
-"""Request limits: body size (413) and a token bucket per tenant (429 with Retry-After)."""
+"""Request limits: body size (413), JSON nesting (400), and a token bucket per tenant (429 with Retry-After)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.problems import PROBLEM_TYPE, TITLES, FieldProblem, Problem
+from packs.jsonvalues import DEFAULT_MAX_DEPTH, nesting_problem
 
-class BodyTooLarge(Exception):
-    pass
 
+class BodyLimits:
+    """Every request body is read whole before the app sees it, and refused when it breaks a limit.
 
-class BodySizeLimit:
-    """Refuse bodies over ``limit`` bytes, by Content-Length or while streaming."""
+    - Over ``max_bytes``: 413, whether announced by Content-Length or found while reading a chunked
+      body (raising from inside the app instead made FastAPI answer 400, "error parsing the body").
+    - A JSON body nested deeper than ``max_json_depth``, or holding NaN/Infinity: 400, before any
+      parser recurses into it or stores a value JSON cannot hold (``packs.jsonvalues``).
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    The app then reads the body from memory; it is at most ``max_bytes`` long.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_json_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.app = app
-        self.limit = limit
+        self.limit = max_bytes
+        self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
-                return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _refuse(scope, send, 413, f"request body over {self.limit} bytes")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await _refuse(scope, send, 413, f"request body over {self.limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and _is_json(headers.get(b"content-type", b"")):
+            problem = _json_problem(body, self.max_json_depth)
+            if problem is not None:
+                await _refuse(scope, send, 400, f"the JSON body cannot be read: {problem}", problem)
+                return
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except BodyTooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:  # after the body, only the disconnect is left to wait for
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-    async def _refuse(self, send: Send) -> None:
-        body = (
-            b'{"type":"https://exops.dev/problems/payload-too-large","title":"Payload too large","status":413,'
-            b'"detail":"request body over ' + str(self.limit).encode() + b' bytes","errors":[]}'
-        )
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)
+
+
+def _is_json(content_type: bytes) -> bool:
+    """FastAPI parses ``application/json`` and ``application/*+json`` bodies as JSON; so do we."""
+    media = content_type.split(b";")[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def _json_problem(body: bytes, max_depth: int) -> str | None:
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except (UnicodeDecodeError, LookupError):
+        return None  # not text: the parser refuses it with its own message
+    return nesting_problem(text, max_depth)
+
+
+async def _refuse(scope: Scope, send: Send, status: int, detail: str, field: str | None = None) -> None:
+    errors = [FieldProblem(path="body", message=field)] if field is not None else []
+    problem = Problem(
+        type=PROBLEM_TYPE + TITLES[status].lower().replace(" ", "-"), title=TITLES[status], status=status,
+        detail=detail, instance=scope.get("path"), errors=errors,
+    )  # fmt: skip
+    body = problem.model_dump_json().encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
 
 
 @dataclass

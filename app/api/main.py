@@ -19,7 +19,7 @@ from app.api import openapi, problems
 from app.api.deps import Services
 from app.api.docs import router as docs_router
 from app.api.headers import SecurityHeaders
-from app.api.limits import BodySizeLimit, RateLimiter
+from app.api.limits import BodyLimits, RateLimiter
 from app.approvals.views import router as approvals_router
 from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     openapi.install(app, models=(RawException, DomainPack, TenantPolicyPack))
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
     app.add_middleware(SecurityHeaders)  # added last, so outermost: on every answer, a 413 included
 
     @app.get("/health", tags=["health"])

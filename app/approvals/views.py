@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 
 from app.api.deps import Operator, ServicesDep, Viewer
+from app.api.params import Offset
 from app.api.problems import ProblemError, responses
 from app.db.models import Approval
 from packs.playbook import PlaybookStep
@@ -101,7 +102,7 @@ async def list_approvals(
         Literal["PENDING", "APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER", "ALL"], Query()
     ] = "PENDING",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ApprovalPage:
     query = select(Approval).where(Approval.tenant_id == tenantId)
     if status != "ALL":

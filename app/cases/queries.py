@@ -42,13 +42,15 @@ def filtered(
     if exception_type:
         query = query.where(ExceptionCase.exception_type == exception_type)
     if text:
-        like = f"%{text.lower()}%"
+        # The text is matched as typed: autoescape makes ``%``, ``_`` and the escape character itself
+        # literal (LIKE ... ESCAPE '/', the same on SQLite and PostgreSQL), not wildcards.
+        needle = text.lower()
         query = query.where(
             or_(
-                func.lower(ExceptionCase.exception_id).like(like),
-                func.lower(func.coalesce(ExceptionCase.summary, "")).like(like),
-                func.lower(func.coalesce(ExceptionCase.exception_type, "")).like(like),
-                func.lower(ExceptionCase.source_system).like(like),
+                func.lower(ExceptionCase.exception_id).contains(needle, autoescape=True),
+                func.lower(func.coalesce(ExceptionCase.summary, "")).contains(needle, autoescape=True),
+                func.lower(func.coalesce(ExceptionCase.exception_type, "")).contains(needle, autoescape=True),
+                func.lower(ExceptionCase.source_system).contains(needle, autoescape=True),
             )
         )
     if received_from:

@@ -53,6 +53,7 @@ class CaseService:
         self._store_case = new_case.execution_options(preserve_rowcount=True)
         self._store_cases = new_case.returning(ExceptionCase.exception_id)
         self._store_run = insert(Run)
+        self._claim_run = db.insert_new_only(Run).execution_options(preserve_rowcount=True)
         self.idle = asyncio.Event()
         self.idle.set()
         self._busy = 0
@@ -71,34 +72,45 @@ class CaseService:
     async def ingest(
         self, tenant_id: str, items: Sequence[RawException], *, idempotency_key: str | None, actor: str
     ) -> tuple[list[str], bool]:
-        """Store the exceptions and queue them; returns their ids and whether anything new was accepted."""
+        """Store the exceptions and queue them; returns their ids and whether anything new was accepted.
+
+        An ``Idempotency-Key`` is claimed in the database, by inserting this run's row before the
+        cases: of requests racing with the same key, one inserts it and the others find it taken
+        (``ON CONFLICT DO NOTHING``; PostgreSQL makes them wait for the winner's commit, SQLite's
+        write lock does the same), then answer the winner's ids, having stored nothing themselves.
+        """
+        if idempotency_key is not None and not idempotency_key.strip():
+            raise ValueError("an idempotency key is never empty")  # the route answers 400 first
+        ids: list[str] = []
+        rows: dict[str, dict[str, Any]] = {}
+        run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
+        now = utc_now()
+        for item in items:
+            item = with_exception_id(item)
+            assert item.exceptionId is not None
+            ids.append(item.exceptionId)
+            rows.setdefault(item.exceptionId, {
+                "tenant_id": tenant_id, "exception_id": item.exceptionId, "source_system": item.sourceSystem,
+                "reported_type": item.exceptionType, "severity": item.severity,
+                "raw": item.model_dump(mode="json", exclude_none=True), "processing": "accepted",
+                "idempotency_key": idempotency_key, "run_id": run_id, "status": "OPEN", "events_synced": 0,
+                "received_at": now, "updated_at": now,
+            })  # fmt: skip
+        run = {"run_id": run_id, "tenant_id": tenant_id, "kind": "ingest", "exception_count": len(ids),
+               "idempotency_key": idempotency_key, "exception_ids": ids, "created_by": actor, "created_at": now}  # fmt: skip
         async with self.db.session() as session:
-            if idempotency_key:
-                earlier = (
-                    await session.execute(
-                        select(Run).where(Run.tenant_id == tenant_id, Run.idempotency_key == idempotency_key)
+            connection = await session.connection()
+            if idempotency_key is not None:
+                claimed = await connection.execute(self._claim_run, run)
+                if claimed.rowcount != 1:  # taken, by an earlier request or a concurrent one now committed
+                    earlier = await connection.execute(
+                        select(Run.exception_ids).where(
+                            Run.tenant_id == tenant_id, Run.idempotency_key == idempotency_key
+                        )
                     )
-                ).scalar_one_or_none()
-                if earlier is not None:
-                    return list(earlier.exception_ids), False
-            ids: list[str] = []
-            rows: dict[str, dict[str, Any]] = {}
-            run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
-            now = utc_now()
-            for item in items:
-                item = with_exception_id(item)
-                assert item.exceptionId is not None
-                ids.append(item.exceptionId)
-                rows.setdefault(item.exceptionId, {
-                    "tenant_id": tenant_id, "exception_id": item.exceptionId, "source_system": item.sourceSystem,
-                    "reported_type": item.exceptionType, "severity": item.severity,
-                    "raw": item.model_dump(mode="json", exclude_none=True), "processing": "accepted",
-                    "idempotency_key": idempotency_key, "run_id": run_id, "status": "OPEN", "events_synced": 0,
-                    "received_at": now, "updated_at": now,
-                })  # fmt: skip
+                    return list(earlier.scalar_one()), False
             # Core statements built once (compiled once): an exception already stored (sent again) is
             # skipped by the database, and RETURNING says which are new: accepted once, processed once.
-            connection = await session.connection()
             if len(rows) == 1:  # the usual request: the row count says whether it was new
                 stored = await connection.execute(self._store_case, next(iter(rows.values())))
                 new = list(rows) if stored.rowcount == 1 else []
@@ -106,11 +118,8 @@ class CaseService:
                 stored = await connection.execute(self._store_cases, list(rows.values()))
                 fresh = set(stored.scalars())
                 new = [exception_id for exception_id in rows if exception_id in fresh]
-            await connection.execute(
-                self._store_run,
-                {"run_id": run_id, "tenant_id": tenant_id, "kind": "ingest", "exception_count": len(ids),
-                 "idempotency_key": idempotency_key, "exception_ids": ids, "created_by": actor, "created_at": now},
-            )  # fmt: skip
+            if idempotency_key is None:
+                await connection.execute(self._store_run, run)
         for exception_id in new:
             self.enqueue(tenant_id, exception_id)
         return ids, bool(new)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Query, status
+from fastapi import APIRouter, Body, Depends, Header, Query, status
 from pydantic import ValidationError, WithJsonSchema
 
 from app.api.deps import Operator, ServicesDep, Viewer
 from app.api.openapi import component_ref
+from app.api.params import Offset, UtcDatetime
 from app.api.problems import FieldProblem, ProblemError, field_path, responses
 from app.cases.queries import audit_trail, event_view, events, filtered, page, summary
 from app.cases.schemas import Accepted, CaseDetail, CasePage, EventPage
@@ -17,6 +17,7 @@ from app.db.models import ExceptionCase
 from graph.inputs import RawException
 
 router = APIRouter(prefix="/exceptions", tags=["exceptions"])
+MAX_IDEMPOTENCY_KEY = 200
 EXAMPLE = {"exceptionId": "GLX-1001", "exceptionType": "SETTLEMENT_FAIL", "sourceSystem": "murex",
            "rawPayload": {"tradeId": "T-1", "settlementAmount": 62000}}  # fmt: skip
 OneOrMany = Annotated[
@@ -62,14 +63,42 @@ def parse_items(
     return parsed
 
 
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=f"1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters; a retry with the same key "
+            "answers the first request's ids",
+        ),
+    ] = None,
+) -> str | None:
+    """The header as given, or a 400 naming it: an empty key would make every keyless retry one."""
+    if key is None:
+        return None
+    if not key.strip():
+        problem = "must not be empty"
+    elif len(key) > MAX_IDEMPOTENCY_KEY:
+        problem = f"must be at most {MAX_IDEMPOTENCY_KEY} characters"
+    elif not (key.isascii() and key.isprintable()):
+        problem = "must be printable ASCII characters"
+    else:
+        return key
+    raise ProblemError(
+        400,
+        f"invalid Idempotency-Key header: it {problem}",
+        errors=[FieldProblem(path="header.Idempotency-Key", message=problem)],
+    )
+
+
 @router.post("/{tenantId}", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-             responses=responses(401, 403, 404, 409, 413, 422, 429))  # fmt: skip
+             responses=responses(400, 401, 403, 404, 409, 413, 422, 429))  # fmt: skip
 async def ingest(
     tenantId: str,
     principal: Operator,
     services: ServicesDep,
     body: Annotated[OneOrMany, Body(examples=[EXAMPLE])],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Depends(idempotency_key)],
 ) -> Accepted:
     """Accept one exception or a list; they are stored, then processed in the background."""
     if services.store.tenant(tenantId) is None:
@@ -92,8 +121,8 @@ async def list_cases(
     text: Annotated[
         str | None, Query(max_length=200, description="Search id, type, source and summary")
     ] = None,
-    receivedFrom: Annotated[datetime | None, Query()] = None,
-    receivedTo: Annotated[datetime | None, Query()] = None,
+    receivedFrom: Annotated[UtcDatetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
+    receivedTo: Annotated[UtcDatetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
     sort: Annotated[
         Literal[
             "receivedAt",
@@ -110,7 +139,7 @@ async def list_cases(
         Query(),
     ] = "-receivedAt",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> CasePage:
     query = filtered(tenantId, status=status, severity=severity, exception_type=type, text=text,
                      received_from=receivedFrom, received_to=receivedTo)  # fmt: skip
@@ -156,7 +185,7 @@ async def list_events(
     stage: Annotated[str | None, Query()] = None,
     actorType: Annotated[Literal["agent", "human", "system"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> EventPage:
     async with services.db.session() as session:
         if await session.get(ExceptionCase, (tenantId, exceptionId)) is None:

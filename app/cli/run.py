@@ -21,7 +21,7 @@ from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
 from graph.inputs import RawException
 from graph.runner import CaseRunner, InvalidAnswer, NothingPending
-from packs.documents import parse_document
+from packs.documents import parse_value
 from packs.problems import PackError
 from packs.registry import PackRegistry
 
@@ -46,18 +46,13 @@ def read_exceptions(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read: {exc.strerror}") from None
-    if text.lstrip().startswith("["):
-        try:
-            data: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(
-                f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
-    else:
-        try:
-            data = parse_document(text, str(path))
-        except PackError as exc:
-            raise InputFileError(str(exc.problems[0])) from None
+    try:  # the pack parser's limits hold here too (nesting, NaN, YAML types and aliases)
+        data: Any = parse_value(text, str(path))
+    except PackError as exc:
+        first = exc.problems[0]
+        where = "" if first.path == "$" else f"{first.path}: "
+        raise InputFileError(f"{first.file}: {where}{first.message}") from None
+    if isinstance(data, dict):
         data = data.get("exceptions")
     if not isinstance(data, list):
         raise InputFileError(f'{path}: expected a list of exceptions or {{"exceptions": [...]}}')

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.deps import Operator, Services, ServicesDep, Viewer
+from app.api.params import StepOrder
 from app.api.problems import ProblemError, responses
 from app.db.models import ExceptionCase
 from app.playbooks.service import playbook_view, recalculate
 
 router = APIRouter(prefix="/exceptions", tags=["playbooks"])
-StepOrder = Annotated[int, Path(ge=1, description="The step's order in the plan, from 1")]
 StepStatus = Literal["PENDING", "SUCCESS", "FAILED", "SKIPPED", "NEEDS_APPROVAL"]
 
 

@@ -14,12 +14,13 @@ import hashlib
 import json
 from typing import Any, Literal
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.problems import ProblemError
 from app.ui.deps import Page
+from packs.documents import parse_value
 from packs.playbook import PlaybookStep
+from packs.problems import PackError
 
 Decision = Literal["approve", "reject", "edit", "comment", "takeover"]
 DECISIONS: tuple[Decision, ...] = ("approve", "reject", "edit", "comment", "takeover")
@@ -39,9 +40,10 @@ def plan_digest(plan: list[dict[str, Any]] | None) -> str:
 def parse_edited_plan(text: str) -> list[dict[str, Any]]:
     """An edited plan typed as YAML or JSON: a list of playbook steps, checked like a pack's."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"the edited plan is not valid YAML or JSON: {exc}") from None
+        data = parse_value(text, "edited plan", fmt="yaml")  # JSON is YAML; pack limits apply
+    except PackError as exc:
+        found = "; ".join(f"{problem.path}: {problem.message}" for problem in exc.problems)
+        raise ValueError(f"the edited plan is not valid YAML or JSON: {found}") from None
     try:
         steps = _STEPS.validate_python(data)
     except ValidationError as exc:

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup, escape
 from sqlalchemy import ColumnElement, case, func, select
 
+from app.api.params import MAX_OFFSET
 from app.db.models import Approval
 from app.metrics.service import WAITING
 from app.ui.actions import decide_approval, plan_digest
@@ -121,7 +122,9 @@ async def approvals(
     chosen_severity = _choice(severity, SEVERITIES, "")
     chosen_sort = _choice(sort, SORTS, "deadline")
     show_decided = decided in ("1", "true", "on")
-    offset = max(offset, 0)
+    offset = min(
+        max(offset, 0), MAX_OFFSET
+    )  # a hand-edited URL pages to the end, never past the database's int
     now = datetime.now(UTC)
     mine = [Approval.tenant_id == page.tenant_id]
     if chosen_severity:

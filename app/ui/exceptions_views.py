@@ -10,14 +10,15 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import select
 from starlette.datastructures import QueryParams
 
+from app.api.params import StepOrder
 from app.api.problems import ProblemError
 from app.cases.queries import filtered
 from app.cases.queries import page as page_of
@@ -38,7 +39,6 @@ SORTS = {"received": "receivedAt", "updated": "updatedAt", "severity": "severity
 FIRST_DIRECTION = {"received": "desc", "updated": "desc"}
 """A newly chosen column sorts newest first for times, A→Z otherwise."""
 MAX_NOTES = 5000
-StepOrder = Annotated[int, Path(ge=1)]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _day(text: str, name: str, problems: list[str]) -> date | None:
 def _number(text: str, name: str, low: int, high: int, default: int, problems: list[str]) -> int:
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not low <= int(text) <= high:
         problems.append(f"{name} must be a whole number from {low} to {high}")
         return default
     return int(text)

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from starlette.datastructures import FormData, UploadFile
 
-from app.admin.packs_service import PackAdmin, field_problems, parse_upload
+from app.admin.packs_service import PackAdmin, field_problems
 from app.api.problems import FieldProblem, ProblemError
 from app.db.models import PackVersion
 from app.packstore import pack_identity
@@ -36,7 +36,7 @@ from packs.tenant import TenantPolicyPack
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 
 FILE_TYPES = {".json": "application/json", ".yaml": "application/yaml", ".yml": "application/yaml"}
-"""The pack files a person may pick, and the media type that tells ``parse_upload`` how to read them."""
+"""The pack files a person may pick, and the media type that tells ``PackAdmin.read`` how to read them."""
 SHOWN_PROBLEMS = 12
 """Problems of a refusal carried to the next page (in the signed message cookie): enough to act on."""
 
@@ -240,8 +240,7 @@ async def posted_document(form: FormData) -> tuple[bytes, str | None, str]:
 async def _checked(shelf: Shelf, page: Page, form: FormData, editor: Editor) -> LoadedPack:
     """The posted pack fully validated for this shelf (ProblemError otherwise), its text kept in ``editor``."""
     body, media, editor.text = await posted_document(form)
-    data = parse_upload(body, media)
-    loaded = shelf.admin.validate(data, page.tenant_id if shelf.kind == "policy" else None)
+    loaded = shelf.admin.read(body, media, page.tenant_id if shelf.kind == "policy" else None)
     _, name, _ = pack_identity(loaded)
     if shelf.kind == "domain" and name != shelf.name:
         raise ProblemError(

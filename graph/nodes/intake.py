@@ -86,7 +86,7 @@ async def intake(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
         "policy_tags": tenant.policyTags,
     }
     check = classify_type(domain, raw.exceptionType, case_data(exception_type=raw.exceptionType, **common))
-    facts = [evidence("taxonomy", check.reason)]
+    facts = [evidence("taxonomy", check.reason), *(evidence("input", notice) for notice in raw.notices)]
     confidence: float | None = check.confidence if check.exception_type else None
     audit: list[AuditEvent] = []
     if check.exception_type is None and ctx.llm is not None:
