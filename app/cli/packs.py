@@ -137,6 +137,12 @@ def test(
                 f"tenant {tenant!r} runs domain {tenant_pack.domainName!r}, not {domain.domainName!r}"
             )
             raise typer.Exit(2)
+        pinned = tenant_pack.domainVersion
+        if pinned is not None and pinned != domain.version:
+            if Path(domain_pack).is_file() or "@" in domain_pack:
+                errors.print(f"tenant {tenant!r} runs {domain.domainName} {pinned}, not {domain.version}")
+                raise typer.Exit(2)
+            domain = registry.domain_of(tenant_pack)  # a bare name means the tenant's version
     if through_graph:
         from app.runtime import Runtime
         from graph.suites import run_suites_through_graph_sync
@@ -159,7 +165,10 @@ def test(
         if result.error:
             console.print(f"    error: {result.error}", markup=False)
         for diff in result.differences:
-            console.print(f"    {diff.field}: expected {diff.expected!r}, got {diff.actual!r}", markup=False)
+            because = f" ({diff.reason})" if diff.reason else ""
+            console.print(
+                f"    {diff.field}: expected {diff.expected!r}, got {diff.actual!r}{because}", markup=False
+            )
     failed = sum(not r.passed for r in results)
     summary = f"{len(results) - failed} passed, {failed} failed"
     console.print(f"[{'red' if failed else 'green'}]{summary}[/]")

@@ -11,6 +11,7 @@ the pack names a secret and the notice says what to set.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -45,12 +46,13 @@ def duration_minutes(value: Any) -> int | None:
     match = _DURATION.match(str(value))
     if match is None:
         return None
-    return max(1, round(float(match.group(1)) * _MINUTES[match.group(2)]))
+    return math.ceil(float(match.group(1)) * _MINUTES[match.group(2)])
 
 
 def _days(value: Any) -> Any:
+    """Days (rounded up) for ``dataTTL``: a bare number is days, as the earlier system read it."""
     minutes = duration_minutes(value if not isinstance(value, int | float) else f"{value}d")
-    return max(1, round(minutes / 1440)) if minutes is not None else value
+    return math.ceil(minutes / 1440) if minutes is not None else value
 
 
 def _flatten_tools(value: Any, notes: Notes, key: str) -> Any:
