@@ -52,7 +52,10 @@ def test_tools_grouped_by_category_become_minimal_definitions(loaded: dict[str, 
     assert sorted(tools) == ["cancelOrder", "getOrder", "openTicket", "retryPaymentCapture"]
     assert tools["getOrder"].mutating is False and tools["cancelOrder"].mutating is True
     assert tools["getOrder"].endpoint is None and tools["getOrder"].parameters == {"type": "object"}
-    assert any("2 minimal definitions (retryPaymentCapture, cancelOrder), assumed state-changing" in n for n in loaded["notices"])
+    assert any(
+        "2 minimal definitions (retryPaymentCapture, cancelOrder), assumed state-changing" in n
+        for n in loaded["notices"]
+    )
 
 
 def test_playbook_given_as_exception_type_and_sentences(loaded: dict[str, Any]) -> None:
