@@ -735,6 +735,13 @@ def test_environment_embedding_config_and_tool_overrides(shop: DomainPack) -> No
     assert has(loaded, "$.embeddingConfig", "dimension 1536 dropped")
 
 
+def test_override_types_match_ignoring_case(shop: DomainPack) -> None:
+    doc = {**TENANT, "customSeverityOverrides": [{"exceptionType": "order_stuck ", "severity": " High "}]}
+    loaded = tenant(doc, shop)
+    assert tenant_pack(loaded).severityOverrides == {"ORDER_STUCK": "HIGH"}
+    assert any("matched to ORDER_STUCK (different case)" in n for n in notices(loaded))
+
+
 def test_tenant_guardrails_plain_lists_and_nulls(shop: DomainPack) -> None:
     doc = {
         **TENANT,

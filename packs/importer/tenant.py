@@ -294,6 +294,19 @@ def _embeddings(value: Any, tenant: str, notes: Notes) -> Any:
     return out
 
 
+def _type_name(name: str, domain: DomainPack | None, notes: Notes) -> str:
+    """An override's exception type as the domain spells it: the earlier engine matched overrides
+    ignoring case and surrounding spaces."""
+    if domain is None or name in domain.exceptionTypes:
+        return name
+    folded = [t for t in domain.exceptionTypes if t.upper() == name.strip().upper()]
+    if len(folded) != 1:
+        return name
+    notes.add(["severityOverrides", name], f"type {name!r} matched to {folded[0]} (different case)")
+    notes.moved(["severityOverrides", folded[0]], ["severityOverrides", name])
+    return folded[0]
+
+
 def upgrade_tenant(
     data: dict[str, Any],
     domain: DomainPack | None,
@@ -325,7 +338,8 @@ def upgrade_tenant(
         _severity_overrides(data, notes)
     if isinstance(data.get("severityOverrides"), dict):
         data["severityOverrides"] = {
-            k: severity(v, notes, ["severityOverrides", k]) for k, v in data["severityOverrides"].items()
+            _type_name(k, domain, notes): severity(v, notes, ["severityOverrides", k])
+            for k, v in data["severityOverrides"].items()
         }
     if "customGuardrails" in data:
         rails = data.pop("customGuardrails")

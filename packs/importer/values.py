@@ -34,7 +34,7 @@ TYPE_WORDS = "string, number, integer, boolean, object, array, date, datetime, o
 
 def severity(value: Any, notes: Notes, where: Where) -> Any:
     """``"high"`` → ``"HIGH"`` with a notice; anything else is left for the schema to judge."""
-    if isinstance(value, str) and value != value.upper() and value.strip().upper() in SEVERITIES:
+    if isinstance(value, str) and value != value.strip().upper() and value.strip().upper() in SEVERITIES:
         notes.add(where, f"severity {value!r} read as {value.strip().upper()}")
         return value.strip().upper()
     return value
