@@ -787,6 +787,12 @@ def test_tenant_guardrails_plain_lists_and_nulls(shop: DomainPack) -> None:
         ),
         ({"toolOverrides": [{"toolName": "nope", "timeoutSeconds": 1}]}, "$.toolOverrides[0]"),
         ({"retentionPolicies": {"dataTTL": 0}}, "$.retentionPolicies.dataTTL"),
+        ({"approvedTools": ["refundPayment"], "toolsAllowList": ["openCase"]}, "$.approvedTools"),
+        ({"customGuardrails": {}, "guardrailOverrides": {}}, "$.customGuardrails"),
+        (
+            {"severityOverrides": {"ORDER_STUCK": "LOW"}, "workflowPolicies": {"severityOverrides": {}}},
+            "$.workflowPolicies.severityOverrides",
+        ),
     ],
 )
 def test_problems_name_what_the_author_wrote(shop: DomainPack, change: dict[str, Any], path: str) -> None:

@@ -313,8 +313,11 @@ def _import_folder(source: Path, output: Path, fallback: DomainLookup | None) ->
     (output / "IMPORT-NOTES.md").write_text(
         f"# Imported from {source}\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
     )
-    for line in lines:
-        errors.print(line, markup=False)
+    for line in lines:  # headings on the terminal, with the notices that ask for something
+        if line.startswith("## "):
+            errors.print(line[3:], markup=False)
+        elif "EXOPS_SECRETS" in line or "EXOPS_SMTP" in line:
+            errors.print(f"  to do: {line[2:]}", markup=False, style="yellow")
     # What was written must be current: importing it again changes nothing and says nothing.
     again = load_many(sorted(written.values()), fallback=fallback)
     unexpected = [*again.errors, *again.notices]

@@ -77,7 +77,13 @@ def _lift_workflow_policies(data: dict[str, Any], notes: Notes) -> None:
     moves: list[tuple[Where, Where]] = []
     for key in ("approvedBusinessProcesses", "severityOverrides", "escalationQueue"):
         if key in workflow:
-            data[key] = workflow.pop(key)
+            value = workflow.pop(key)
+            if key in data and data[key] != value:
+                notes.problem(
+                    ["workflowPolicies", key], f"given both here and as the top-level {key}: keep one"
+                )
+                continue
+            data[key] = value
             moves.append(([key], ["workflowPolicies", key]))
     aging = workflow.pop("agingThresholds", None)
     if isinstance(aging, dict):
@@ -343,7 +349,9 @@ def upgrade_tenant(
         }
     if "customGuardrails" in data:
         rails = data.pop("customGuardrails")
-        if rails is None:
+        if rails is not None and "guardrailOverrides" in data:
+            notes.problem(["customGuardrails"], "given together with guardrailOverrides: keep one")
+        elif rails is None:
             notes.add(["customGuardrails"], "null: no overrides (the domain's guardrails apply)")
         else:
             data["guardrailOverrides"] = rails
@@ -353,7 +361,10 @@ def upgrade_tenant(
         data["guardrailOverrides"] = upgrade_guardrails(
             data["guardrailOverrides"], notes, ["guardrailOverrides"]
         )
-    if "approvedTools" in data:
+    if "approvedTools" in data and "toolsAllowList" in data:
+        notes.problem(["approvedTools"], "given together with toolsAllowList: keep one")
+        del data["approvedTools"]
+    elif "approvedTools" in data:
         data["toolsAllowList"] = data.pop("approvedTools")
         notes.add(["approvedTools"], "renamed to toolsAllowList")
         notes.moved(["toolsAllowList"], ["approvedTools"])
