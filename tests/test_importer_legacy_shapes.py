@@ -948,3 +948,124 @@ def test_every_shape_loads_with_a_tenant_from_one_folder(write_pack: Callable[..
         raw_payload={},
     ).outcome()
     assert outcome["playbookId"] == "PB_REFUND"
+
+
+def test_odd_values_anywhere_are_problems_never_crashes(shop: DomainPack) -> None:
+    """Wrong values put anywhere in packs of every older shape give problems, never a traceback."""
+    import random
+
+    legacy_domain = domain_of(
+        entities={
+            "Claim": {
+                "keys": ["id"],
+                "fields": ["id", "amount"],
+                "relations": ["Claim", {"toEntity": "Claim"}],
+            }
+        },
+        exceptionTypes={
+            "PAYMENT_FAILED": {
+                "name": "PAYMENT_FAILED",
+                "description": "x",
+                "defaultSeverity": "high",
+                "tags": ["a"],
+                "severityRules": [{"condition": "true", "severity": "LOW"}],
+                "detectionRules": ["text", {"condition": "$.a"}],
+            }
+        },
+        tools={
+            "apiActions": [
+                {
+                    "name": "refundPayment",
+                    "description": "r",
+                    "argsSchema": {"paymentId": "string"},
+                    "returns": "Claim[]",
+                }
+            ],
+            "dbQueries": ["getOrder"],
+        },
+        playbooks=[
+            {
+                "exceptionType": "PAYMENT_FAILED",
+                "steps": [
+                    "Use refundPayment(paymentId)",
+                    {
+                        "action": "invokeTool('refundPayment')",
+                        "parameters": {"paymentId": "{{paymentId}}"},
+                        "conditional": "x",
+                        "fallback": "y",
+                    },
+                ],
+            }
+        ],
+        guardrails={
+            "allowLists": ["refundPayment"],
+            "blockLists": [],
+            "severityGates": {"high": {"requireApproval": True}},
+        },
+        testSuites=[
+            {
+                "input": {"exceptionType": "PAYMENT_FAILED", "tenantId": "T"},
+                "expectedOutput": {
+                    "expectedSeverity": "high",
+                    "expectedStages": {"triage": {"decision": "Triaged PAYMENT_FAILED HIGH"}},
+                },
+            }
+        ],
+    )
+    del legacy_domain["version"]
+    legacy_tenant = {
+        "tenantId": "TENANT_SHOP_001",
+        "domainName": "Shop",
+        "environment": "UAT",
+        "workflowPolicies": {
+            "approvedBusinessProcesses": ["PB_REFUND"],
+            "agingThresholds": {"ORDER_STUCK": "2h"},
+        },
+        "customSeverityOverrides": [{"exceptionType": "ORDER_STUCK", "severity": "low"}],
+        "customGuardrails": {"allowLists": ["refundPayment"]},
+        "toolsAllowList": {"apiActions": ["refundPayment"]},
+        "toolOverrides": [{"toolName": "refundPayment", "maxRetries": 1}],
+        "humanApprovalRules": [{"severity": "high", "requireApproval": True}],
+        "retentionPolicies": {"dataTTL": "90d"},
+        "routingRules": [{"if": "true", "assignGroup": "Ops"}],
+        "notificationPolicies": {
+            "channels": ["email", "teamsWebhook"],
+            "webhookUrls": {"teamsWebhook": "https://x"},
+            "smtpConfig": {"host": "h"},
+        },
+        "embeddingConfig": {"provider": "openai", "model": "m", "apiKey": "k"},
+        "customPlaybooks": [
+            {
+                "exceptionType": "ORDER_STUCK",
+                "steps": [{"action": "callTool", "parameters": {"tool": "openCase"}}],
+            }
+        ],
+    }
+    odd: list[Any] = [None, 5, "x", [], {}, [5], [{}], {"a": 5}, [None], {"type": 5}, True, [[1]], {"k": [1]}]
+
+    def spots(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        found = [path] if path else []
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, child in items:
+            found += spots(child, (*path, key))
+        return found
+
+    chance = random.Random(13)
+    for _ in range(400):
+        doc = copy.deepcopy(chance.choice([legacy_domain, legacy_tenant]))
+        for _ in range(chance.randint(1, 4)):
+            *parents, last = chance.choice(spots(doc))
+            node = doc
+            for key in parents:
+                node = node[key] if isinstance(node, dict | list) else None
+            if isinstance(node, dict) or (
+                isinstance(node, list) and isinstance(last, int) and last < len(node)
+            ):
+                node[last] = copy.deepcopy(chance.choice(odd))
+        try:
+            if "tenantId" in doc:
+                tenant(doc, shop)
+            else:
+                load(doc)
+        except PackError:
+            pass

@@ -111,6 +111,41 @@ def _relation(item: Any, notes: Notes, where: list[str | int]) -> Any:
     return item
 
 
+def _keys_and_fields(entity: dict[str, Any], notes: Notes, where: list[str | int]) -> dict[str, Any]:
+    """``{keys: [id], fields: [id, a, b]}`` (or fields with types) as attributes."""
+    keys = entity.pop("keys", None) or []
+    fields = entity.pop("fields", None) or []
+    attributes = dict(entity["attributes"]) if isinstance(entity.get("attributes"), dict) else {}
+    key_names = keys if isinstance(keys, list) else [keys]
+    typed = isinstance(fields, dict)
+    named: list[tuple[Any, Any, Where]] = (
+        [(f, spec, [*where, "fields", f]) for f, spec in fields.items()]
+        if isinstance(fields, dict)
+        else [(f, {"type": "string"}, [*where, "fields", i]) for i, f in enumerate(fields)]
+        if isinstance(fields, list)
+        else []
+    )
+    named += [(k, {"type": "string"}, [*where, "keys", i]) for i, k in enumerate(key_names)]
+    moves: list[tuple[Where, Where]] = []
+    for field, spec, origin in named:
+        if not isinstance(field, str):
+            notes.problem(origin, f"expected a field name, not {field!r}")
+            continue
+        if field in attributes:
+            continue
+        spec = _attribute(spec, notes, list(origin))
+        attributes[field] = {**spec, "required": field in key_names} if isinstance(spec, dict) else spec
+        moves.append(([*where, "attributes", field], origin))
+    untyped = "" if typed else " typed 'string' (the file gives no types: correct them)"
+    notes.add(
+        where,
+        f"keys/fields became {len(attributes)} attributes{untyped}; keys "
+        f"{', '.join(map(str, key_names)) or 'none'} are required",
+    )
+    notes.moved_many(moves)
+    return attributes
+
+
 def _entities(value: Any, notes: Notes) -> Any:
     if not isinstance(value, dict):
         return value
@@ -122,40 +157,7 @@ def _entities(value: Any, notes: Notes) -> Any:
             continue
         entity = dict(entity)
         if "keys" in entity or "fields" in entity:
-            keys = entity.pop("keys", None) or []
-            fields = entity.pop("fields", None) or []
-            attributes = dict(entity.get("attributes") or {})
-            keys_list = list(keys) if isinstance(keys, list) else [keys]
-            field_list = (
-                list(fields) if isinstance(fields, list) else list(fields) if isinstance(fields, dict) else []
-            )
-            moves = []
-            for index, field in enumerate(field_list):
-                spec = fields[field] if isinstance(fields, dict) else {"type": "string"}
-                spec = _attribute(
-                    spec, notes, [*where, "fields", field if isinstance(fields, dict) else index]
-                )
-                attributes.setdefault(str(field), {**spec, "required": field in keys_list})
-                moves.append(
-                    (
-                        [*where, "attributes", str(field)],
-                        [*where, "fields", field if isinstance(fields, dict) else index],
-                    )
-                )
-            for key in keys_list:
-                if key not in attributes:
-                    attributes[str(key)] = {"type": "string", "required": True}
-                    moves.append(([*where, "attributes", str(key)], [*where, "keys", keys_list.index(key)]))
-            entity["attributes"] = attributes
-            untyped = (
-                "" if isinstance(fields, dict) else " typed 'string' (the file gives no types: correct them)"
-            )
-            notes.add(
-                where,
-                f"keys/fields became {len(attributes)} attributes{untyped}; keys "
-                f"{', '.join(map(str, keys_list)) or 'none'} are required",
-            )
-            notes.moved_many(moves)
+            entity["attributes"] = _keys_and_fields(entity, notes, where)
         elif isinstance(entity.get("attributes"), dict):
             entity["attributes"] = {
                 attr: _attribute(spec, notes, [*where, "attributes", attr])
@@ -323,6 +325,9 @@ def _parameters(
     properties: dict[str, Any] = {}
     required: list[str] = []
     for field, spec in value.items():
+        if not isinstance(spec, str | dict):
+            notes.problem([*where, field], "expected a type word, or {type, required}")
+            continue
         type_word = spec if isinstance(spec, str) else spec.get("type")
         schema = json_schema_for(type_word, entities) if isinstance(type_word, str) else None
         if type_word is not None and schema is None:

@@ -12,14 +12,15 @@ _ACTIONS = SAFE_STEP_TYPES | {"call_tool", "manual"}
 
 
 def _name_list(key: str, items: list[Any], notes: Notes, where: list[str | int]) -> dict[str, Any]:
-    tools = [x for x in items if x not in _ACTIONS]
-    actions = [x for x in items if x in _ACTIONS]
+    actions = [x for x in items if isinstance(x, str) and x in _ACTIONS]
+    tools = [x for x in items if not (isinstance(x, str) and x in _ACTIONS)]
     out: dict[str, Any] = {"tools": tools}
     if actions:
         out["actions"] = actions
     moves: list[tuple[Where, Where]] = []
     for index, item in enumerate(items):
-        part, position = ("actions", actions.index(item)) if item in actions else ("tools", tools.index(item))
+        action = isinstance(item, str) and item in _ACTIONS
+        part, position = ("actions", actions.index(item)) if action else ("tools", tools.index(item))
         moves.append(([*where, key, part, position], [*where, key, index]))
     notes.moved_many(moves)
     if not items:

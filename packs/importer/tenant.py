@@ -214,6 +214,9 @@ def _notification_policies(value: Any, tenant: str, notes: Notes) -> Any:
         return value
     policies = dict(value)
     urls = policies.pop("webhookUrls", None) or {}
+    if not isinstance(urls, dict):
+        notes.problem(["notificationPolicies", "webhookUrls"], "expected {channelName: url}")
+        urls = {}
     smtp = policies.pop("smtpConfig", None)
     channels = policies.get("channels")
     if isinstance(channels, list) or urls:
@@ -234,9 +237,10 @@ def _notification_policies(value: Any, tenant: str, notes: Notes) -> Any:
         policies["channels"] = converted
         notes.moved_many(moves, whole=True)
     if isinstance(smtp, dict):
+        channels = policies.get("channels")
         email = [
             n
-            for n, c in policies.get("channels", {}).items()
+            for n, c in (channels.items() if isinstance(channels, dict) else [])
             if isinstance(c, dict) and c.get("kind") == "email"
         ]
         sender = next((smtp[k] for k in _FROM_KEYS if smtp.get(k)), None)
