@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from packs.common import PackKind
 from packs.documents import detect_kind, read_document
 from packs.domain import DomainPack
-from packs.importer import fits, upgrade_document
+from packs.importer import camel_case_keys, fits, upgrade_document
+from packs.importer.notes import Notes
 from packs.problems import PackError, Problem, problems_from_validation
 from packs.tenant import TenantPolicyPack
 from packs.validation import check_domain, check_tenant
@@ -242,7 +243,7 @@ def load_tenant(
     ``beside`` are the domain packs loaded with it (a pack that names no domain may take one of
     them); ``failed`` the domain pack files of the same batch that did not load, so that a tenant
     pack whose domain failed reports that once instead of problems that are not its own."""
-    choice = choose_domain(data, file, find_domain, beside, failed)
+    choice = choose_domain(camel_case_keys(data, Notes(file)), file, find_domain, beside, failed)
     if choice.knock_on and choice.problem is not None:
         raise PackError([choice.problem])
     upgrade = upgrade_document(
@@ -472,9 +473,10 @@ def load_many(
 
 def _peek_name(path: Path) -> str | None:
     try:
-        name = read_document(path).get("domainName")
+        data = read_document(path)
     except PackError:
         return None
+    name = data.get("domainName", data.get("domain_name"))
     return name if isinstance(name, str) else None
 
 

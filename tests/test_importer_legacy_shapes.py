@@ -1069,3 +1069,79 @@ def test_odd_values_anywhere_are_problems_never_crashes(shop: DomainPack) -> Non
                 load(doc)
         except PackError:
             pass
+
+
+def test_snake_case_as_the_earlier_storage_saved_packs(tmp_path: Path) -> None:
+    # model_dump_json() of the earlier models: snake_case names, every optional field null
+    domain = {
+        "domain_name": "Shop",
+        "entities": {},
+        "exception_types": {
+            "PAYMENT_FAILED": {"name": None, "description": "x", "detection_rules": [], "severity_rules": []}
+        },
+        "severity_rules": [{"condition": "exceptionType == 'PAYMENT_FAILED'", "severity": "HIGH"}],
+        "tools": {
+            "refundPayment": {
+                "description": "Refund",
+                "parameters": {"payment_id": {"type": "string", "required": True}},
+                "endpoint": "https://api.example.test/refund",
+                "version": "1.0.0",
+                "timeout_seconds": None,
+                "max_retries": 3,
+            }
+        },
+        "playbooks": [
+            {
+                "exception_type": "PAYMENT_FAILED",
+                "steps": [
+                    {"step_id": None, "action": "refundPayment", "parameters": None, "description": None}
+                ],
+            }
+        ],
+        "guardrails": {"allow_lists": [], "block_lists": [], "human_approval_threshold": 0.8},
+        "test_suites": [
+            {
+                "input": {"exception_type": "PAYMENT_FAILED", "raw_payload": {"payment_id": "P"}},
+                "expected_output": {"expected_severity": "HIGH"},
+            }
+        ],
+    }
+    tenant_doc = {
+        "tenant_id": "TENANT_SHOP_001",
+        "domain_name": "Shop",
+        "custom_severity_overrides": [{"exception_type": "PAYMENT_FAILED", "severity": "LOW"}],
+        "custom_guardrails": None,
+        "approved_tools": ["refundPayment"],
+        "tool_overrides": [{"tool_name": "refundPayment", "timeout_seconds": None, "max_retries": 1}],
+        "human_approval_rules": [{"severity": "HIGH", "require_approval": True}],
+        "retention_policies": {"data_ttl": 30},
+        "custom_playbooks": [],
+        "embedding_config": None,
+        "notification_policies": None,
+    }
+    _write(tmp_path, "runtime/domainpacks/TENANT_SHOP_001/Shop/1.0.0.json", domain)
+    _write(tmp_path, "runtime/tenantpacks/TENANT_SHOP_001.json", tenant_doc)
+    result = load_many(sorted(tmp_path.rglob("*.json")))
+    assert result.errors == []
+    shop_domain = result.domain("Shop")
+    assert shop_domain is not None and shop_domain.version == "1.0.0"
+    assert shop_domain.tools["refundPayment"].parameters["required"] == [
+        "payment_id"
+    ]  # names kept as written
+    assert shop_domain.testSuites[0].cases[0].input.rawPayload == {"payment_id": "P"}
+    shop_tenant = tenant_pack(next(p for p in result.packs if p.kind == "tenant"))
+    assert (
+        shop_tenant.severityOverrides == {"PAYMENT_FAILED": "LOW"}
+        and shop_tenant.retentionPolicies.dataTTLDays == 30
+    )
+    assert shop_tenant.toolOverrides["refundPayment"].retries == 1
+    assert any("snake_case" in n.message and "domain_name → domainName" in n.message for n in result.notices)
+
+
+def test_snake_case_problems_name_the_snake_case_path(shop: DomainPack) -> None:
+    with pytest.raises(PackError) as caught:
+        tenant({"tenant_id": "T1", "domain_name": "Shop", "approved_tools": ["nope"]}, shop)
+    assert [p.path for p in caught.value.problems] == ["$.approved_tools[0]"]
+    doc = {k: v for k, v in domain_of().items() if k != "exceptionTypes"}
+    found = problems({**doc, "exception_types": {"X": {"description": "x", "detection_rules": [5]}}})
+    assert "$.exception_types.X.detection_rules[0]" in [f.split(": ")[0] for f in found]

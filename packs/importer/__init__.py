@@ -15,11 +15,12 @@ from typing import Any
 from packs.common import PackKind
 from packs.domain import DomainPack
 from packs.importer.domain import upgrade_domain
+from packs.importer.names import camel_case_keys
 from packs.importer.notes import Notes
 from packs.importer.tenant import duration_minutes, fits, referenced_names, upgrade_tenant
 from packs.problems import Problem
 
-__all__ = ["Upgrade", "duration_minutes", "fits", "referenced_names", "upgrade_document"]
+__all__ = ["Upgrade", "camel_case_keys", "duration_minutes", "fits", "referenced_names", "upgrade_document"]
 
 
 @dataclass(frozen=True)

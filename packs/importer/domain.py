@@ -18,6 +18,7 @@ from typing import Any
 
 from packs.conditions import CASE_FIELDS, ConditionError, check_condition
 from packs.importer.guardrails import upgrade_guardrails
+from packs.importer.names import camel_case_keys
 from packs.importer.notes import Notes, Where
 from packs.importer.playbooks import ToolIndex, convert_playbooks
 from packs.importer.suites import upgrade_test_suites
@@ -222,7 +223,7 @@ def _exception_types(
         definition = dict(definition)
         if "name" in definition:
             written = definition.pop("name")
-            if written == name:
+            if written is None or written == name:
                 notes.add([*where, "name"], "repeats the key: dropped")
             else:
                 notes.add(
@@ -383,9 +384,12 @@ def _tool(
     if not isinstance(value, dict):
         return value
     tool = dict(value)
+    if tool.get("timeoutSeconds", 0) is None:
+        del tool["timeoutSeconds"]
+        notes.add([*where, "timeoutSeconds"], "null: the default timeout applies")
     if "name" in tool:
         written = tool.pop("name")
-        if written == name:
+        if written is None or written == name:
             notes.add([*where, "name"], "repeats the key: dropped")
         else:
             notes.add([*where, "name"], f"{written!r} differs from the key {name!r}: the key names the tool")
@@ -486,7 +490,7 @@ def _tools(value: Any, domain: str, entities: set[str], notes: Notes) -> Any:
 def upgrade_domain(data: dict[str, Any], notes: Notes, source: str = "") -> dict[str, Any]:
     """The same domain pack in the current layout; ``notes`` records each rewrite. ``source`` is the
     file the pack came from (a missing version is taken from a ``<version>.json`` file name)."""
-    data = dict(data)
+    data = camel_case_keys(data, notes)
     _version(data, notes, source)
     domain_name = str(data.get("domainName") or "")
     if "ontology" in data:

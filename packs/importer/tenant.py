@@ -17,6 +17,7 @@ from typing import Any
 
 from packs.domain import DomainPack
 from packs.importer.guardrails import upgrade_guardrails
+from packs.importer.names import camel_case_keys
 from packs.importer.notes import Notes, Where
 from packs.importer.playbooks import ToolIndex, convert_playbooks
 from packs.importer.values import secret_name, severities, severity
@@ -328,7 +329,7 @@ def upgrade_tenant(
     """The same tenant pack in the current layout. ``domain`` supplies the default approved list;
     ``chosen`` says why it was chosen when the pack names none (or several could be meant), and
     ``pin`` writes its version as ``domainVersion``."""
-    data = dict(data)
+    data = camel_case_keys(data, notes)
     tenant = str(data.get("tenantId") or "")
     if domain is not None and chosen is not None and "domainName" not in data:
         data["domainName"] = domain.domainName
