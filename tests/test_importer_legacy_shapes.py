@@ -468,6 +468,19 @@ def test_an_invoked_tool_that_does_not_exist_is_reported_at_the_action() -> None
     assert found == ["$.playbooks[0].steps[0].action: unknown tool 'nope'"]
 
 
+def test_a_playbook_without_steps_is_left_out_and_later_ones_keep_their_paths() -> None:
+    playbooks = [
+        {"exceptionType": "ORDER_STUCK", "steps": []},
+        {"exceptionType": "PAYMENT_FAILED", "steps": [{"action": "invokeTool('nope')"}]},
+    ]
+    found = problems(domain_of(playbooks=playbooks))
+    assert found == ["$.playbooks[1].steps[0].action: unknown tool 'nope'"]
+    loaded = load(domain_of(playbooks=[playbooks[0], _playbook("Check it")[0]]))
+    assert [p.appliesTo for p in pack(loaded).playbooks] == [["PAYMENT_FAILED"]]
+    assert has(loaded, "$.playbooks[0]", "has no steps: left out")
+    assert has(loaded, "$.playbooks[1].steps", "became manual steps")
+
+
 def test_conditional_and_fallback_steps_wait_for_a_person() -> None:
     step = {
         "stepId": "s1",

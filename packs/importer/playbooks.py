@@ -430,4 +430,18 @@ def convert_playbooks(items: Any, tools: ToolIndex, notes: Notes, key: str) -> A
     if not isinstance(items, list):
         return items
     used: set[str] = {str(p.get("id") or p.get("playbookId")) for p in items if isinstance(p, dict)}
-    return [convert_playbook(p, tools, used, notes, [key, i]) for i, p in enumerate(items)]
+    out: list[Any] = []
+    for i, item in enumerate(items):
+        older = isinstance(item, dict) and ("exceptionType" in item or "playbookId" in item)
+        if older and not item.get("steps"):
+            what = item.get("playbookId") or item.get("exceptionType")
+            notes.add(
+                [key, i],
+                f"playbook {what} has no steps: left out (a playbook needs at least one step), so its "
+                "cases get no playbook and a person decides",
+            )
+            continue
+        if len(out) != i:
+            notes.moved([key, len(out)], [key, i])
+        out.append(convert_playbook(item, tools, used, notes, [key, len(out)]))
+    return out
