@@ -105,6 +105,16 @@ def test_a_folder_at_once(tmp_path: Path) -> None:
     assert code == 0 and "2 pack(s) valid" in stdout
 
 
+def test_an_output_folder_inside_the_source_is_not_read_back(tmp_path: Path) -> None:
+    write(tmp_path / "shop.json", DOMAIN)
+    for _ in range(2):
+        code, _, err = run(
+            "packs", "import", str(tmp_path), "-o", str(tmp_path / "new"), "--packs", str(tmp_path / "x")
+        )
+        assert code == 0, err
+    assert "wrote 1 pack(s)" in err
+
+
 def test_a_folder_needs_an_output_folder(tmp_path: Path) -> None:
     write(tmp_path / "shop.json", DOMAIN)
     code, _, err = run("packs", "import", str(tmp_path))

@@ -282,7 +282,8 @@ def _target(loaded: LoadedPack, source: Path) -> Path:
 
 
 def _import_folder(source: Path, output: Path, fallback: DomainLookup | None) -> None:
-    files = pack_files(source)
+    target = output.resolve()
+    files = [p for p in pack_files(source) if not p.resolve().is_relative_to(target)]  # not a rerun's output
     if not files:
         print_problems([Problem(str(source), "$", "no pack files (.json, .yaml, .yml) in this folder")])
         raise typer.Exit(1)
