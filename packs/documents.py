@@ -90,10 +90,12 @@ def read_document(path: Path) -> dict[str, Any]:
 
 
 def detect_kind(data: dict[str, Any]) -> PackKind | None:
-    """A tenant pack names a tenantId; a domain pack has a domainName and exception types."""
-    if "tenantId" in data:
+    """A tenant pack names a tenantId; a domain pack has a domainName and exception types (in the
+    earlier system's snake_case too: ``tenant_id``, ``domain_name``, ``exception_types``)."""
+    if "tenantId" in data or "tenant_id" in data:
         return "tenant"
-    if "domainName" in data and ("exceptionTypes" in data or "playbooks" in data):
+    named = "domainName" in data or "domain_name" in data
+    if named and any(key in data for key in ("exceptionTypes", "exception_types", "playbooks")):
         return "domain"
     return None
 

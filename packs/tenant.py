@@ -11,7 +11,7 @@ from packs.conditions import TriagedCondition
 from packs.guardrails import Guardrails
 from packs.playbook import Identifier, Playbook
 
-TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
+TenantId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class RoutingRule(PackModel):
