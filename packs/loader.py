@@ -136,6 +136,7 @@ def load_many(
     kinds = {path: peek_kind(path) for path in files}
     result = LoadResult([], [], [], [])
     keys: dict[str, LoadedPack] = {}
+    folded: dict[str, LoadedPack] = {}  # tenant packs by lower-cased id
 
     def lookup(name: str, version: str | None) -> DomainPack | None:
         found = result.domain(name, version)
@@ -161,7 +162,20 @@ def load_many(
                 Problem(file, field, f"{loaded.kind} pack {loaded.key} is also defined in {other.source}")
             )
             continue
+        twin = folded.get(loaded.key.lower()) if loaded.kind == "tenant" else None
+        if twin is not None:
+            result.errors.append(
+                Problem(
+                    file,
+                    "$.tenantId",
+                    f"tenant {loaded.key} differs only in case from tenant {twin.key} in {twin.source}: "
+                    "two tenants whose ids differ only in case are refused; rename one",
+                )
+            )
+            continue
         keys[f"{loaded.kind}:{loaded.key}"] = loaded
+        if loaded.kind == "tenant":
+            folded[loaded.key.lower()] = loaded
         result.packs.append(loaded)
     return result
 

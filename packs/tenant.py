@@ -6,12 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from packs.common import PackModel, Severity
+from packs.common import PackModel, Severity, TenantId
 from packs.conditions import TriagedCondition
 from packs.guardrails import Guardrails
 from packs.playbook import Identifier, Playbook
-
-TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
 
 
 class RoutingRule(PackModel):
