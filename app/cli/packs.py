@@ -15,6 +15,7 @@ from app.cli.output import console, errors, print_notices, print_problems
 from app.settings import get_settings
 from packs.documents import detect_kind, pack_files, read_document
 from packs.domain import DomainPack
+from packs.fallbacks import with_earlier_fallbacks
 from packs.importer import upgrade_document
 from packs.loader import load_document, load_many
 from packs.problems import PackError, Problem
@@ -197,6 +198,15 @@ def import_pack(
         Path | None, typer.Option("-o", "--output", help="Write here (.json or .yaml).")
     ] = None,
     packs: PacksDir = None,
+    legacy_behaviour: Annotated[
+        bool,
+        typer.Option(
+            "--legacy-behaviour",
+            help="Decide as the earlier system did where the pack says nothing: severity guessed from the "
+            "type name when no rule matches, a type without a playbook information only (sets the domain "
+            "pack's fallbacks; see docs/migration.md).",
+        ),
+    ] = False,
 ) -> None:
     """Rewrite a pack from an older layout into the current one, saying what changed."""
     try:
@@ -226,6 +236,11 @@ def import_pack(
                 fallback(name, pin if isinstance(pin, str) else None) if fallback else None
             )
     upgraded, notices = upgrade_document(kind, data, str(source), domain=domain)
+    if legacy_behaviour and kind == "domain":
+        upgraded, notice = with_earlier_fallbacks(upgraded, str(source))
+        notices = [*notices, notice]
+    elif legacy_behaviour:
+        errors.print(f"{source}: --legacy-behaviour sets a domain pack's fallbacks; a tenant pack has none")
     print_notices(notices)
     if not notices:
         errors.print(f"{source}: already in the current layout")
