@@ -16,7 +16,7 @@ from app.cli.main import cli
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
 from graph.runner import CaseRunner
-from packs.decisions import case_data
+from packs.decisions import case_data, decide_case
 from packs.domain import DomainPack
 from packs.loader import load_domain
 from packs.policy import decide_policy
@@ -258,3 +258,14 @@ def test_import_with_legacy_behaviour_writes_the_fallbacks(tmp_path: Path) -> No
     assert isinstance(domain, DomainPack)
     assert severity_of(domain, "PAYMENT_FAILED", tenant_pack=None)[:2] == ("HIGH", "type_name")
     assert severity_of(domain, "REFUND_MISMATCH", tenant_pack=None)[:2] == ("LOW", "type_name")
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"), [({"isin": "X"}, "RESOLVED"), ({"impact": "ECONOMIC"}, "ESCALATED")]
+)
+def test_pack_suites_predict_what_the_graph_does(payload: dict[str, Any], status: str) -> None:
+    """The decision chain suites use agrees with the graph run above, CRITICAL escalation included."""
+    domain, tenant_pack = mini_packs(domain_edit=lambda d: d.update(fallbacks=LEGACY, defaultSeverity=None))
+    decided = decide_case(domain, tenant_pack, exception_type="SEC_MASTER_MISMATCH", raw_payload=payload)
+    assert decided.policy is not None and decided.policy.actionability == "NON_ACTIONABLE_INFO_ONLY"
+    assert decided.resolution_status == status
