@@ -63,10 +63,45 @@ def _real_location(loc: tuple[str | int, ...], data: Any) -> list[str | int]:
     return parts
 
 
+def _model_fields(class_name: str) -> list[str] | None:
+    """The fields of the pack model called ``class_name`` (pydantic names it in some errors)."""
+    from pydantic import BaseModel
+
+    pending: list[type[BaseModel]] = [BaseModel]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == class_name and cls.__module__.startswith("packs."):
+            return list(cls.model_fields)
+        pending.extend(cls.__subclasses__())
+    return None
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if value is None:
+        return "null"
+    return f"{value!r}"
+
+
 def _message(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
+    if kind in ("model_type", "model_attributes_type", "dataclass_type"):
+        fields = _model_fields(str(ctx.get("class_name", "")))
+        expected = f"an object with the fields {', '.join(fields)}" if fields else "an object"
+        return f"expected {expected}, not {_shape(value)}"
+    if kind == "dict_type":
+        return f"expected an object (a mapping of names to values), not {_shape(value)}"
+    if kind == "list_type":
+        return f"expected a list, not {_shape(value)}"
+    if kind == "string_type":
+        return f"expected text, not {_shape(value)}"
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":

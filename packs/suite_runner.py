@@ -34,6 +34,8 @@ class Difference:
     field: str
     expected: Any
     actual: Any
+    reason: str | None = None
+    """Why the packs decided ``actual`` (when the executor says)."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,34 @@ def decide_test_case(domain: DomainPack, tenant: TenantPolicyPack, case: TestCas
         source_severity=case.input.severity,
         sla_remaining=case.input.slaMinutesRemaining,
     )
-    return decision.outcome()
+    return {**decision.outcome(), REASONS: reasons(decision)}
 
 
-def compare(case: TestCase, outcome: dict[str, Any]) -> tuple[Difference, ...]:
-    """The expected fields the outcome gets wrong."""
+REASONS = "reasons"
+"""The outcome key holding, per decided field, why the packs decided it."""
+
+
+def reasons(decision: CaseDecision) -> dict[str, str]:
+    """Why each field of a case's outcome came out as it did, in the decision's own words."""
+    out = {"exceptionType": decision.type_check.reason}
+    if decision.severity is not None:
+        out["severity"] = decision.severity.reason
+    policy = decision.policy
+    if policy is not None:
+        matching = policy.selection.reasoning if policy.selection is not None else "; ".join(policy.evidence)
+        out["playbookId"] = out["actionability"] = matching
+        out["humanApprovalRequired"] = "; ".join(policy.approval_reasons) or "no approval rule applies"
+        out["resolutionStatus"] = policy.escalation_reason or "; ".join(policy.approval_reasons) or matching
+    return out
+
+
+def compare(
+    case: TestCase, outcome: dict[str, Any], why: dict[str, str] | None = None
+) -> tuple[Difference, ...]:
+    """The expected fields the outcome gets wrong, with why the packs decided otherwise."""
+    why = why or {}
     return tuple(
-        Difference(name, expected, outcome.get(name))
+        Difference(name, expected, outcome.get(name), why.get(name))
         for name, expected in sorted(case.expected.checked().items())
         if outcome.get(name) != expected
     )
@@ -104,8 +127,9 @@ def judge(
         return CaseResult(
             planned.suite_id, planned.case.caseId, planned.tenant_id, error=error or "no outcome"
         )
-    differences = compare(planned.case, outcome)
-    return CaseResult(planned.suite_id, planned.case.caseId, planned.tenant_id, differences, outcome=outcome)
+    decided = {k: v for k, v in outcome.items() if k != REASONS}
+    differences = compare(planned.case, decided, outcome.get(REASONS))
+    return CaseResult(planned.suite_id, planned.case.caseId, planned.tenant_id, differences, outcome=decided)
 
 
 def run_suites(

@@ -52,7 +52,10 @@ def test_tools_grouped_by_category_become_minimal_definitions(loaded: dict[str, 
     assert sorted(tools) == ["cancelOrder", "getOrder", "openTicket", "retryPaymentCapture"]
     assert tools["getOrder"].mutating is False and tools["cancelOrder"].mutating is True
     assert tools["getOrder"].endpoint is None and tools["getOrder"].parameters == {"type": "object"}
-    assert any("4 minimal definitions (no endpoint, any arguments)" in n for n in loaded["notices"])
+    assert any(
+        "2 minimal definitions (retryPaymentCapture, cancelOrder), assumed state-changing" in n
+        for n in loaded["notices"]
+    )
 
 
 def test_playbook_given_as_exception_type_and_sentences(loaded: dict[str, Any]) -> None:
@@ -90,7 +93,9 @@ def test_test_suites_as_input_expected_output(loaded: dict[str, Any]) -> None:
         "amount": 5000
     }
     assert first.expected.checked() == {"severity": "HIGH", "playbookId": "PB_PAYMENT_CAPTURE_FAILED"}
-    assert any("dropped: exceptionId, expectedOutput.notes" in n for n in loaded["notices"])
+    assert first.caseId == "E1" and first.description == "x"
+    assert any("$.testSuites[0].input.exceptionId: became the case id 'E1'" in n for n in loaded["notices"])
+    assert any("expectedOutput.notes: a remark, not an expectation" in n for n in loaded["notices"])
 
 
 def test_test_suites_with_case_ids(loaded: dict[str, Any]) -> None:
@@ -128,10 +133,10 @@ def test_tenant_with_workflow_policies_and_grouped_allow_list(loaded: dict[str, 
 
 
 def test_current_layout_gets_no_notes(domain_doc: dict[str, Any], tenant_doc: dict[str, Any]) -> None:
-    upgraded, notes = upgrade_document("domain", domain_doc, "d.yaml")
-    assert notes == [] and upgraded == domain_doc
-    upgraded, notes = upgrade_document("tenant", tenant_doc, "t.yaml")
-    assert notes == [] and upgraded == tenant_doc
+    done = upgrade_document("domain", domain_doc, "d.yaml")
+    assert done.notices == [] and done.problems == [] and done.document == domain_doc
+    done = upgrade_document("tenant", tenant_doc, "t.yaml")
+    assert done.notices == [] and done.problems == [] and done.document == tenant_doc
 
 
 def test_upgrade_does_not_touch_its_input() -> None:

@@ -35,11 +35,16 @@ def test_duplicate_tenant_is_reported(
 ) -> None:
     write_pack("domain.yaml", domain_doc)
     write_pack("t1.yaml", tenant_doc)
-    second = write_pack("t2.yaml", tenant_doc)
+    second = write_pack("t2.yaml", {**tenant_doc, "tenantName": "Another Mini Bank"})
+    copy = write_pack("t3.yaml", tenant_doc)
     registry = PackRegistry.from_directory(tmp_path)
     assert [str(p) for p in registry.errors[str(second)]] == [
-        f"{second}: $.tenantId: tenant pack mini-bank is also defined in {tmp_path / 't1.yaml'}"
+        f"{second}: $.tenantId: tenant pack mini-bank is also defined, differently, in {tmp_path / 't1.yaml'}"
     ]
+    # the same pack in two files is loaded once, with a notice, not an error
+    assert str(copy) not in registry.errors
+    tenant = registry.tenant("mini-bank")
+    assert tenant is not None and tenant.tenantName == "Mini Bank"
 
 
 def test_reload_keeps_last_good_version(

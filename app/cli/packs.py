@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 import yaml
@@ -13,12 +13,11 @@ from rich.table import Table
 
 from app.cli.output import console, errors, print_notices, print_problems
 from app.settings import get_settings
-from packs.documents import detect_kind, pack_files, read_document
+from packs.documents import pack_files
 from packs.domain import DomainPack
 from packs.fallbacks import with_earlier_fallbacks
-from packs.importer import upgrade_document
-from packs.loader import load_document, load_many
-from packs.problems import PackError, Problem
+from packs.loader import DomainLookup, LoadedPack, LoadResult, load_many, peek_kind
+from packs.problems import Problem
 from packs.registry import PackRegistry
 from packs.schema import render_schema
 from packs.suite_runner import run_suites
@@ -132,12 +131,19 @@ def test(
         tenant_pack = registry.tenant(tenant)
         if tenant_pack is None:
             errors.print(f"tenant {tenant!r} is not in {registry.root}", style="red")
+            _print_load_problems(registry)
             raise typer.Exit(2)
         if tenant_pack.domainName != domain.domainName:
             errors.print(
                 f"tenant {tenant!r} runs domain {tenant_pack.domainName!r}, not {domain.domainName!r}"
             )
             raise typer.Exit(2)
+        pinned = tenant_pack.domainVersion
+        if pinned is not None and pinned != domain.version:
+            if Path(domain_pack).is_file() or "@" in domain_pack:
+                errors.print(f"tenant {tenant!r} runs {domain.domainName} {pinned}, not {domain.version}")
+                raise typer.Exit(2)
+            domain = registry.domain_of(tenant_pack)  # a bare name means the tenant's version
     if through_graph:
         from app.runtime import Runtime
         from graph.suites import run_suites_through_graph_sync
@@ -160,7 +166,10 @@ def test(
         if result.error:
             console.print(f"    error: {result.error}", markup=False)
         for diff in result.differences:
-            console.print(f"    {diff.field}: expected {diff.expected!r}, got {diff.actual!r}", markup=False)
+            because = f" ({diff.reason})" if diff.reason else ""
+            console.print(
+                f"    {diff.field}: expected {diff.expected!r}, got {diff.actual!r}{because}", markup=False
+            )
     failed = sum(not r.passed for r in results)
     summary = f"{len(results) - failed} passed, {failed} failed"
     console.print(f"[{'red' if failed else 'green'}]{summary}[/]")
@@ -183,83 +192,200 @@ def _domain_argument(value: str, registry: PackRegistry) -> DomainPack:
     name, _, version = value.partition("@")
     domain = registry.domain(name, version or None)
     if domain is None:
-        known = ", ".join(p.key for p in registry.domains()) or "none"
-        errors.print(
-            f"{value}: no such file, and no domain pack of that name in {registry.root} (loaded: {known})"
-        )
+        if _print_load_problems(registry):
+            errors.print(
+                f"{value}: no such file, and no domain pack of that name loaded from {registry.root}"
+            )
+        else:
+            known = ", ".join(p.key for p in registry.domains()) or "none"
+            errors.print(
+                f"{value}: no such file, and no domain pack of that name in {registry.root} (loaded: {known})"
+            )
         raise typer.Exit(2)
     return domain
 
 
+def _print_load_problems(registry: PackRegistry) -> int:
+    """The problems of the pack files that did not load (so a missing pack says why); how many."""
+    problems = sorted(p for items in registry.errors.values() for p in items)
+    if problems:
+        errors.print(f"these pack files in {registry.root} did not load:", style="red")
+        print_problems(problems)
+    return len(problems)
+
+
 @packs_app.command("import")
 def import_pack(
-    source: Annotated[Path, typer.Argument(help="A pack in an older layout.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A pack in an older layout, or a folder of them (domain and tenant packs mixed)."
+        ),
+    ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write here (.json or .yaml).")
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Write here: a file (.json or .yaml) for one pack, a folder for a folder."
+        ),
     ] = None,
     packs: PacksDir = None,
     legacy_behaviour: Annotated[
         bool,
         typer.Option(
             "--legacy-behaviour",
-            help="Decide as the earlier system did where the pack says nothing: severity guessed from the "
-            "type name when no rule matches, a type without a playbook information only (sets the domain "
-            "pack's fallbacks; see docs/migration.md).",
+            help="Decide as the earlier system did where a domain pack says nothing: severity guessed from "
+            "the type name when no rule matches, a type without a playbook information only (writes the "
+            "domain pack's fallbacks; see docs/migration.md).",
         ),
     ] = False,
 ) -> None:
-    """Rewrite a pack from an older layout into the current one, saying what changed."""
-    try:
-        data = read_document(source)
-    except PackError as exc:
-        print_problems(exc.problems)
-        raise typer.Exit(1) from None
-    kind = detect_kind(data)
-    if kind is None:
-        print_problems(
-            [
-                Problem(
-                    str(source), "$", "cannot tell the pack kind (no domainName/exceptionTypes or tenantId)"
-                )
-            ]
-        )
+    """Rewrite packs from older layouts into the current one, saying what changed and what was assumed."""
+    if not source.exists():
+        print_problems([Problem(str(source), "$", "no such file or folder")])
         raise typer.Exit(1)
-    domain = None
-    if kind == "tenant":
-        siblings = [p for p in pack_files(source.parent) if p != source]
-        fallback_dir = _packs_dir(packs)
-        fallback = PackRegistry.from_directory(fallback_dir).domain if fallback_dir.exists() else None
-        nearby = load_many(siblings, fallback=fallback)
-        name, pin = data.get("domainName"), data.get("domainVersion")
-        if isinstance(name, str):
-            domain = nearby.domain(name, pin if isinstance(pin, str) else None) or (
-                fallback(name, pin if isinstance(pin, str) else None) if fallback else None
-            )
-    upgraded, notices = upgrade_document(kind, data, str(source), domain=domain)
-    if legacy_behaviour and kind == "domain":
-        upgraded, notice = with_earlier_fallbacks(upgraded, str(source))
-        notices = [*notices, notice]
-    elif legacy_behaviour:
+    fallback_dir = _packs_dir(packs)
+    fallback = PackRegistry.from_directory(fallback_dir).domain if fallback_dir.exists() else None
+    if source.is_dir():
+        if output is None:
+            errors.print("importing a folder needs -o OUTDIR, the folder to write the packs to", style="red")
+            raise typer.Exit(2)
+        _import_folder(source, output, fallback, legacy_behaviour=legacy_behaviour)
+        return
+    _import_file(source, output, fallback, legacy_behaviour=legacy_behaviour)
+
+
+def _dump(document: dict[str, Any], fmt: Literal["json", "yaml"]) -> str:
+    if fmt == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def _with_fallbacks(loaded: LoadedPack, legacy_behaviour: bool) -> tuple[dict[str, Any], list[Problem]]:
+    """The document to write and its notices, with the earlier system's fallbacks when asked for."""
+    if not legacy_behaviour or not isinstance(loaded.pack, DomainPack):
+        return loaded.document, list(loaded.notices)
+    document, notice = with_earlier_fallbacks(loaded.document, loaded.source)
+    return document, [*loaded.notices, notice]
+
+
+def _import_file(
+    source: Path, output: Path | None, fallback: DomainLookup | None, *, legacy_behaviour: bool = False
+) -> None:
+    batch = [source]
+    if peek_kind(source) == "tenant":
+        batch += [p for p in pack_files(source.parent) if p != source and peek_kind(p) == "domain"]
+    result = load_many(batch, fallback=fallback)
+    loaded = next((p for p in result.packs if p.source == str(source)), None)
+    if loaded is None:
+        own = [e for e in result.errors if e.file == str(source)]
+        causes = [e for e in result.errors if e.file != str(source) and any(e.file in o.message for o in own)]
+        print_problems(sorted(own) + sorted(causes))
+        errors.print(f"{source}: cannot be imported as written; nothing written", style="red")
+        raise typer.Exit(1)
+    document, notices = _with_fallbacks(loaded, legacy_behaviour)
+    if legacy_behaviour and not isinstance(loaded.pack, DomainPack):
         errors.print(f"{source}: --legacy-behaviour sets a domain pack's fallbacks; a tenant pack has none")
     print_notices(notices)
     if not notices:
         errors.print(f"{source}: already in the current layout")
-    fmt = _format_for(output or source)
-    text = (
-        json.dumps(upgraded, indent=2) + "\n" if fmt == "json" else yaml.safe_dump(upgraded, sort_keys=False)
-    )
-    # Validate what we are about to write, so the output is a pack exops accepts.
-    try:
-        load_document(upgraded, str(output or source), lambda n, v: domain)
-    except PackError as exc:
-        print_problems(exc.problems)
-        errors.print("the rewritten pack still has problems; nothing written", style="red")
-        raise typer.Exit(1) from None
+    text = _dump(document, _format_for(output or source))
     if output is None:
         console.print(text, markup=False, end="")
-    else:
-        output.write_text(text, encoding="utf-8")
-        errors.print(f"wrote {output} ({len(notices)} change(s))")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    errors.print(f"wrote {output} ({len(notices)} notice(s))")
+
+
+def _target(loaded: LoadedPack, source: Path) -> Path:
+    suffix = ".json" if source.suffix.lower() == ".json" else ".yaml"
+    if isinstance(loaded.pack, DomainPack):
+        return Path("domains") / f"{loaded.pack.domainName}-{loaded.pack.version}{suffix}"
+    return Path("tenants") / f"{loaded.pack.tenantId}{suffix}"
+
+
+def _import_folder(
+    source: Path, output: Path, fallback: DomainLookup | None, *, legacy_behaviour: bool = False
+) -> None:
+    files = pack_files(source)
+    if not files:
+        print_problems([Problem(str(source), "$", "no pack files (.json, .yaml, .yml) in this folder")])
+        raise typer.Exit(1)
+    result = load_many(files, fallback=fallback)
+    conflicted = {file for sources in result.conflicts.values() for file in sources}
+    written: dict[str, Path] = {}
+    for loaded in result.packs:
+        if loaded.source in conflicted:
+            continue
+        target = output / _target(loaded, Path(loaded.source))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        document, notices = _with_fallbacks(loaded, legacy_behaviour)
+        result.notices.extend(notices[len(loaded.notices) :])
+        target.write_text(_dump(document, _format_for(target)), encoding="utf-8")
+        written[loaded.source] = target
+    problems = sorted(set(result.errors))
+    for key, sources in result.conflicts.items():
+        for file in sources:
+            if file not in {p.file for p in problems}:
+                others = ", ".join(f for f in sources if f != file)
+                problems.append(
+                    Problem(
+                        file,
+                        "$",
+                        f"not written: {key.replace(':', ' pack ', 1)} is defined differently in {others}; "
+                        "keep one of them, or import them separately",
+                    )
+                )
+    lines = _summary(files, written, result, problems)
+    (output / "IMPORT-NOTES.md").write_text(
+        f"# Imported from {source}\n\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    for line in lines:
+        errors.print(line, markup=False)
+    # What was written must be current: importing it again changes nothing and says nothing.
+    again = load_many(sorted(written.values()), fallback=fallback)
+    unexpected = [*again.errors, *again.notices]
+    if unexpected:
+        print_problems(unexpected)
+        errors.print("the written packs do not import again unchanged (a bug in exops: please report it)")
+        raise typer.Exit(1)
+    errors.print(
+        f"wrote {len(written)} pack(s) to {output} (summary: {output / 'IMPORT-NOTES.md'})",
+        style="green" if not problems else None,
+    )
+    if problems:
+        print_problems(sorted(set(problems)))
+        copies = sum(twin in written for twin in result.duplicates.values())
+        errors.print(f"{len(files) - len(written) - copies} file(s) not imported", style="red")
+        raise typer.Exit(1)
+
+
+def _summary(
+    files: list[Path], written: dict[str, Path], result: LoadResult, problems: list[Problem]
+) -> list[str]:
+    """A section per source file: where it went and every notice about it, or why it did not."""
+    notices: dict[str, list[Problem]] = {}
+    for notice in result.notices:
+        notices.setdefault(notice.file, []).append(notice)
+    failing: dict[str, list[Problem]] = {}
+    for problem in problems:
+        failing.setdefault(problem.file, []).append(problem)
+    lines: list[str] = []
+    for path in files:
+        file = str(path)
+        if file in written:
+            own = notices.get(file, [])
+            lines.append(f"## {file} → {written[file]} ({len(own)} notice(s))")
+            lines += [f"- `{n.path}`: {n.message}" for n in own]
+        elif file in result.duplicates:
+            twin = result.duplicates[file]
+            fate = "written once" if twin in written else "not imported either"
+            lines.append(f"## {file}: the same pack as {twin}, {fate}")
+        else:
+            lines.append(f"## {file}: not imported")
+            lines += [f"- `{p.path}`: {p.message}" for p in failing.get(file, [])]
+        lines.append("")
+    return lines
 
 
 def _format_for(path: Path) -> Literal["json", "yaml"]:

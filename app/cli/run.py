@@ -160,6 +160,11 @@ def run(
         runtime.context(tenant)
     except ConfigurationError as exc:
         errors.print(str(exc), style="red", markup=False)
+        load_problems = sorted(p for items in registry.errors.values() for p in items)
+        if load_problems:  # the pack may be there and not load: say why
+            errors.print(f"these pack files in {registry.root} did not load:", style="red")
+            for problem in load_problems:
+                errors.print(str(problem), markup=False)
         raise typer.Exit(2) from None
     try:
         items = read_exceptions(file)
