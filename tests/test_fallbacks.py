@@ -269,3 +269,18 @@ def test_pack_suites_predict_what_the_graph_does(payload: dict[str, Any], status
     decided = decide_case(domain, tenant_pack, exception_type="SEC_MASTER_MISMATCH", raw_payload=payload)
     assert decided.policy is not None and decided.policy.actionability == "NON_ACTIONABLE_INFO_ONLY"
     assert decided.resolution_status == status
+
+
+def test_import_of_a_folder_with_legacy_behaviour(tmp_path: Path) -> None:
+    source = tmp_path / "old"
+    source.mkdir()
+    (source / "payments.json").write_text(json.dumps(EARLIER_DOMAIN))
+    earlier_tenant = {"tenantId": "PAY_001", "domainName": "Payments", "approvedTools": ["refundPayment"]}
+    (source / "tenant.json").write_text(json.dumps(earlier_tenant))
+    out = tmp_path / "new"
+    imported = CliRunner().invoke(cli, ["packs", "import", str(source), "-o", str(out), "--legacy-behaviour"])
+    assert imported.exit_code == 0, imported.output
+    domains, tenants = list((out / "domains").iterdir()), list((out / "tenants").iterdir())
+    assert json.loads(domains[0].read_text())["fallbacks"] == LEGACY
+    assert "fallbacks" not in json.loads(tenants[0].read_text())
+    assert "$.fallbacks" in (out / "IMPORT-NOTES.md").read_text()
