@@ -22,11 +22,35 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
-from packs.common import Severity
+from packs.common import ResolutionStatus, Severity
 from packs.jsonvalues import JsonObject
 from packs.playbook import PlaybookStep
 
 EXCEPTION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+
+SOURCE_CLAIMS = ("detectedRules", "suggestedActions", "resolutionStatus", "auditTrail", "currentPlaybookId",
+                 "currentStep")  # fmt: skip
+"""Fields of the canonical record that are decisions when exops makes them. A record coming from the
+earlier system (or any system that already processed it) may carry its own: they are accepted and
+kept under ``sourceClaims`` as what the source said, and never used to decide anything."""
+
+CONTEXT_KEYS_WE_DECIDE = ("entity", "attributes", "missingRequired")
+"""Keys of ``normalizedContext`` that intake computes from the domain pack; a source's own values for
+them are kept under ``sourceClaims.normalizedContext`` only."""
+
+PAYLOAD_TYPE_KEYS = ("exceptionType", "exception_type", "type")
+"""Where a record without ``exceptionType`` may name its type inside ``rawPayload`` (the earlier
+system's queue events carried it there), tried in this order."""
+
+
+class SourceAuditEntry(BaseModel):
+    """One entry of the audit trail a source sends with its record (the earlier system's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(min_length=1, max_length=5000)
+    timestamp: datetime
+    actor: str = Field(min_length=1, max_length=200)
 
 
 NAIVE_TIMESTAMP = "timestamp had no offset; read as UTC"
@@ -40,7 +64,9 @@ class RawException(BaseModel):
     A ``timestamp`` without an offset (older systems send local-looking times) is read as UTC, so
     nothing past this model ever holds a naive datetime; its JSON dump keeps the naive form (the record
     of what was received, from which a re-read says the same), and ``notices`` says so for the intake.
-    """
+
+    Besides the facts (type, severity, payload, context), the canonical record's decision fields are
+    accepted as the source wrote them (``SOURCE_CLAIMS``): see ``source_claims``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,9 +80,25 @@ class RawException(BaseModel):
     )
     rawPayload: JsonObject = Field(default_factory=dict)
     normalizedContext: JsonObject = Field(default_factory=dict)
+    detectedRules: list[str] | None = Field(
+        default=None, description="Rules the source says it detected: kept, never used to decide."
+    )
+    suggestedActions: list[str] | None = Field(
+        default=None, description="Actions the source suggested: kept, never used to decide."
+    )
+    resolutionStatus: ResolutionStatus | None = Field(
+        default=None, description="The source's status for its record: kept; exops's status starts OPEN."
+    )
+    auditTrail: list[SourceAuditEntry] | None = Field(
+        default=None, description="The source's own audit trail: kept beside exops's."
+    )
+    currentPlaybookId: int | str | None = Field(
+        default=None, description="The source's playbook for the record: kept, never run."
+    )
+    currentStep: int | None = Field(default=None, description="The source's step in its playbook: kept.")
     _timestamp_as_sent: str | None = PrivateAttr(default=None)
 
-    @field_validator("severity", mode="before")
+    @field_validator("severity", "resolutionStatus", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
@@ -77,6 +119,25 @@ class RawException(BaseModel):
     def notices(self) -> list[str]:
         """What intake read differently from how it was sent (for the case's evidence)."""
         return [NAIVE_TIMESTAMP] if self._timestamp_as_sent is not None else []
+
+    def source_claims(self) -> dict[str, Any]:
+        """What the source said about its own record (its decisions, and its normalizedContext when it
+        sent one), in JSON form; empty when it said nothing of the kind."""
+        names = {name for name in SOURCE_CLAIMS if getattr(self, name) is not None}
+        if self.normalizedContext:
+            names.add("normalizedContext")
+        return self.model_dump(mode="json", include=names) if names else {}
+
+    def reported_type(self) -> tuple[str | None, str | None]:
+        """The type the source gives and where: ``exceptionType``, else the first string among
+        ``rawPayload.exceptionType``, ``.exception_type`` and ``.type``; ``(None, None)`` if none."""
+        if self.exceptionType:
+            return self.exceptionType, "exceptionType"
+        for key in PAYLOAD_TYPE_KEYS:
+            value = self.rawPayload.get(key)
+            if isinstance(value, str) and 0 < len(value.strip()) <= 200:
+                return value.strip(), f"rawPayload.{key}"
+        return None, None
 
 
 def with_exception_id(raw: RawException) -> RawException:

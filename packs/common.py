@@ -6,9 +6,10 @@ names so that error paths point at exactly what the author typed.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Severity = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 SEVERITIES: tuple[Severity, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -50,6 +51,24 @@ Actionability = Literal[
 ]
 
 PackKind = Literal["domain", "tenant"]
+
+TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""The one rule for tenant ids, used by packs, the API paths, the UI, the CLI and keys.
+
+Ids are kept exactly as written (``TENANT_FINANCE_001`` as much as ``acme-capital``): never lower-cased
+or renamed. Two tenants whose ids differ only in case are refused where tenants are created (the
+database, a packs folder), so that ``ACME`` and ``acme`` can never be two tenants."""
+
+TENANT_ID_RULE = (
+    "1 to 64 characters: letters, digits, '_', '-' or '.', starting with a letter or a digit "
+    "(kept exactly as written; case matters)"
+)
+
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, description=f"Tenant id: {TENANT_ID_RULE}.")]
+
+
+def valid_tenant_id(value: str) -> bool:
+    return re.fullmatch(TENANT_ID_PATTERN, value) is not None
 
 
 class PackModel(BaseModel):

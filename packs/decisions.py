@@ -150,11 +150,13 @@ class CaseDecision:
 
 
 def predicted_status(
-    domain: DomainPack, tenant: TenantPolicyPack, policy: PolicyDecision
+    domain: DomainPack, tenant: TenantPolicyPack, policy: PolicyDecision, severity: Severity | None = None
 ) -> ResolutionStatus:
     """Where the graph leaves a case when nobody has acted yet (tools in dry-run)."""
     if policy.escalate:
         return "ESCALATED"
+    if policy.actionability == "NON_ACTIONABLE_INFO_ONLY" and severity == "CRITICAL":
+        return "ESCALATED"  # the supervisor sends an information-only CRITICAL case to a person
     if policy.human_approval_required:
         return "PENDING_APPROVAL"
     if policy.selected_playbook_id is None:
@@ -207,4 +209,5 @@ def decide_case(
         data={**data, "severity": severity.severity},
         sla_minutes_remaining=sla_remaining,
     )
-    return CaseDecision(type_check, severity, policy, confidence, predicted_status(domain, tenant, policy))
+    status = predicted_status(domain, tenant, policy, severity.severity)
+    return CaseDecision(type_check, severity, policy, confidence, status)

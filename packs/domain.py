@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from packs.common import PackModel, Severity
 from packs.conditions import CaseCondition
+from packs.fallbacks import Fallbacks
 from packs.guardrails import Guardrails
 from packs.playbook import Identifier, Playbook
 from packs.testsuite import TestSuite
@@ -118,6 +119,10 @@ class DomainPack(PackModel):
     tools: dict[Name, ToolDefinition] = Field(default_factory=dict)
     playbooks: list[Playbook] = Field(default_factory=list)
     guardrails: Guardrails = Field(default_factory=Guardrails)
+    fallbacks: Fallbacks = Field(
+        default_factory=Fallbacks,
+        description="What decides when no rule or playbook does: exops's choices, or the earlier system's.",
+    )
     testSuites: list[TestSuite] = Field(default_factory=list)
 
     def playbook(self, playbook_id: str) -> Playbook | None:

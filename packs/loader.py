@@ -484,6 +484,17 @@ def load_many(
         loaded = attempt(path, beside=beside, failed=failed)
         if loaded is None:
             continue
+        twin = next((key for key in tenants if key != loaded.key and key.lower() == loaded.key.lower()), None)
+        if twin is not None:
+            result.errors.append(
+                Problem(
+                    loaded.source,
+                    "$.tenantId",
+                    f"tenant {loaded.key} differs only in case from tenant {twin} in {tenants[twin][0].source}: "
+                    "two tenants whose ids differ only in case are refused; rename one",
+                )
+            )
+            continue
         variants = tenants.setdefault(loaded.key, [])
         same = next((v for v in variants if v.document == loaded.document), None)
         if not variants:

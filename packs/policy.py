@@ -93,6 +93,14 @@ def decide_policy(
     if type_def is not None and not type_def.actionable:
         actionability = "NON_ACTIONABLE_INFO_ONLY"
         evidence.append(f"exceptionTypes.{exception_type}.actionable is false: information only")
+    elif domain.fallbacks.typeWithoutPlaybook == "NON_ACTIONABLE" and not any(
+        exception_type in p.appliesTo for p in (*domain.playbooks, *tenant.customPlaybooks)
+    ):
+        actionability = "NON_ACTIONABLE_INFO_ONLY"
+        evidence.append(
+            f"no playbook applies to {exception_type} and fallbacks.typeWithoutPlaybook is NON_ACTIONABLE: "
+            "information only, as the earlier system decided"
+        )
     else:
         ctx = MatchContext(
             exception_type, severity, sla_minutes_remaining, frozenset(tenant.policyTags), data

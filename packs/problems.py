@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from packs.common import TENANT_ID_PATTERN, TENANT_ID_RULE
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -113,6 +115,8 @@ def _message(error: Any) -> str:
         return f"required field '{discriminator}' is missing"
     if kind == "value_error":
         return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == TENANT_ID_PATTERN:
+        return f"invalid tenant id {value!r}: {TENANT_ID_RULE}"
     if kind == "string_pattern_mismatch":
         return f"invalid value {value!r}: must match {ctx.get('pattern')}"
     return str(error["msg"])

@@ -9,13 +9,15 @@ from typing import Any, Literal
 from packs.common import SEVERITY_RANK, Severity
 from packs.conditions import ConditionFacts
 from packs.domain import DomainPack, SeverityRule
+from packs.fallbacks import severity_from_type_name
 from packs.tenant import TenantPolicyPack
 
-SeveritySource = Literal["rule", "source", "default", "fallback"]
+SeveritySource = Literal["rule", "source", "type_name", "default", "fallback"]
 
 CONFIDENCE_BY_SOURCE: dict[SeveritySource, float] = {
     "rule": 0.9,  # a pack rule looked at the payload and matched
     "source": 0.8,  # the upstream system said so and no rule disagreed
+    "type_name": 0.75,  # the pack asked for a guess from its type's name (fallbacks.severityFromTypeName)
     "default": 0.75,  # the pack's default for the domain
     "fallback": 0.6,  # nothing to go on: MEDIUM
 }
@@ -55,11 +57,17 @@ def decide_severity(
     *,
     source_severity: Severity | None = None,
 ) -> SeverityDecision:
-    """Most severe matching rule, else the source's severity, else defaultSeverity, else MEDIUM; then
-    the tenant's override for the exception type replaces whatever was found."""
+    """Most severe matching rule, else the source's severity, else (when the pack's fallbacks ask for
+    it) a word of the type's name, else defaultSeverity, else MEDIUM; then the tenant's override for
+    the exception type replaces whatever was found."""
     rules = matching_rules(domain, data)
     severity: Severity
     source: SeveritySource
+    guess = (
+        severity_from_type_name(domain.fallbacks, str(data["exceptionType"]))
+        if not rules and source_severity is None and data.get("exceptionType")
+        else None
+    )
     if rules:
         severity, source = rules[0].severity, "rule"
         reason = f"rule {rules[0].id} ({rules[0].severity}, priorityScore {rules[0].priorityScore})"
@@ -70,6 +78,12 @@ def decide_severity(
             source_severity,
             "source",
             f"no rule matched; source system said {source_severity}",
+        )
+    elif guess is not None:
+        severity, source = guess.severity, "type_name"
+        reason = (
+            f"no rule matched; fallbacks.severityFromTypeName: the type name contains {guess.word!r}"
+            f" → {guess.severity}"
         )
     elif domain.defaultSeverity is not None:
         severity, source = domain.defaultSeverity, "default"

@@ -6,12 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from packs.common import PackModel, Severity
+from packs.common import PackModel, Severity, TenantId
 from packs.conditions import TriagedCondition
 from packs.guardrails import Guardrails
 from packs.playbook import Identifier, Playbook
-
-TenantId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class RoutingRule(PackModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from packs.common import Actionability, PackModel, ResolutionStatus, Severity
+from packs.common import Actionability, PackModel, ResolutionStatus, Severity, TenantId
 from packs.playbook import Identifier
 
 
@@ -39,7 +39,7 @@ class TestCase(PackModel):
 
     caseId: Identifier
     description: str = ""
-    tenantId: str | None = Field(default=None, description="Run under this tenant's policy.")
+    tenantId: TenantId | None = Field(default=None, description="Run under this tenant's policy.")
     input: CaseInput
     expected: CaseExpectation
 

@@ -1,7 +1,8 @@
 """Routes for tenants: only the platform admin creates and lists them.
 
 A tenant's id is a path segment next to fixed ones (``/admin/tenants``, ``/admin/domain-packs``), so
-those words cannot be tenant ids.
+those words cannot be tenant ids. Ids are kept exactly as written (``TENANT_FINANCE_001``); one that
+differs from an existing tenant's only in case is refused with 409.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from app.admin.accounts import RESERVED_TENANT_IDS, ensure_tenant
+from app.admin.accounts import RESERVED_TENANT_IDS, TenantIdConflict, ensure_tenant
 from app.api.deps import PlatformAdmin, ServicesDep
 from app.api.problems import FieldProblem, ProblemError, responses
 from app.db.models import PackVersion, Tenant
+from packs.common import TenantId
 
 router = APIRouter(prefix="/admin", tags=["admin: tenants"])
 
@@ -23,7 +25,7 @@ router = APIRouter(prefix="/admin", tags=["admin: tenants"])
 class TenantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenantId: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")
+    tenantId: TenantId
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -49,13 +51,16 @@ def view(row: Tenant, policy: str | None) -> TenantView:
              responses=responses(401, 403, 409, 422))  # fmt: skip
 async def create_tenant(body: TenantRequest, principal: PlatformAdmin, services: ServicesDep) -> TenantView:
     """A new tenant; its policy pack and keys follow through the tenant's own admin routes."""
-    if body.tenantId in RESERVED_TENANT_IDS:
+    if body.tenantId.lower() in RESERVED_TENANT_IDS:
         problem = FieldProblem(path="body.tenantId", message=f"{body.tenantId!r} is reserved")
         raise ProblemError(422, "reserved tenant id", errors=[problem])
-    async with services.db.session() as session:
-        tenant, created = await ensure_tenant(session, body.tenantId, body.name)
-        if not created:
-            raise ProblemError(409, f"tenant {body.tenantId} already exists")
+    try:
+        async with services.db.session() as session:
+            tenant, created = await ensure_tenant(session, body.tenantId, body.name)
+    except TenantIdConflict as exc:
+        raise ProblemError(409, str(exc)) from None
+    if not created:
+        raise ProblemError(409, f"tenant {body.tenantId} already exists")
     policy = services.store.tenants.get(body.tenantId)
     return view(tenant, policy.version if policy else None)
 

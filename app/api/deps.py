@@ -23,6 +23,7 @@ from app.packstore import PackStore
 from app.runtime import Runtime
 from app.settings import Settings
 from graph.runner import CaseRunner
+from packs.common import TENANT_ID_PATTERN
 
 
 @dataclass
@@ -157,7 +158,7 @@ def tenant_role(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def check(
         services: ServicesDep,
         principal: PrincipalDep,
-        tenantId: Annotated[str, Path(description="Tenant id", pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")],
+        tenantId: Annotated[str, Path(description="Tenant id", pattern=TENANT_ID_PATTERN)],
     ) -> Principal:
         if not principal.may_act_on(tenantId):
             raise ProblemError(403, f"this credential is not for tenant {tenantId}")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph.inputs import RawException
-from packs.common import Actionability, ResolutionStatus, Severity
+from packs.common import Actionability, ResolutionStatus, Severity, TenantId
 
 
 class Accepted(BaseModel):
@@ -77,7 +77,7 @@ class RunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenantId: str
+    tenantId: TenantId
     exceptions: list[RawException] = Field(min_length=1)
     domainPack: dict[str, Any] | None = None
     tenantPolicy: dict[str, Any] | None = None

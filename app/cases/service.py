@@ -91,7 +91,7 @@ class CaseService:
             ids.append(item.exceptionId)
             rows.setdefault(item.exceptionId, {
                 "tenant_id": tenant_id, "exception_id": item.exceptionId, "source_system": item.sourceSystem,
-                "reported_type": item.exceptionType, "severity": item.severity,
+                "reported_type": item.reported_type()[0], "severity": item.severity,
                 "raw": item.model_dump(mode="json", exclude_none=True), "processing": "accepted",
                 "idempotency_key": idempotency_key, "run_id": run_id, "status": "OPEN", "events_synced": 0,
                 "received_at": now, "updated_at": now,

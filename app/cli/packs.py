@@ -17,6 +17,7 @@ from packs.addresses import parse_networks
 from packs.documents import pack_files
 from packs.domain import DomainPack
 from packs.endpoints import endpoint_problems
+from packs.fallbacks import with_earlier_fallbacks
 from packs.loader import DomainLookup, LoadedPack, LoadResult, load_many, peek_kind
 from packs.problems import Problem
 from packs.registry import PackRegistry
@@ -234,6 +235,15 @@ def import_pack(
         ),
     ] = None,
     packs: PacksDir = None,
+    legacy_behaviour: Annotated[
+        bool,
+        typer.Option(
+            "--legacy-behaviour",
+            help="Decide as the earlier system did where a domain pack says nothing: severity guessed from "
+            "the type name when no rule matches, a type without a playbook information only (writes the "
+            "domain pack's fallbacks; see docs/migration.md).",
+        ),
+    ] = False,
 ) -> None:
     """Rewrite packs from older layouts into the current one, saying what changed and what was assumed."""
     if not source.exists():
@@ -245,9 +255,9 @@ def import_pack(
         if output is None:
             errors.print("importing a folder needs -o OUTDIR, the folder to write the packs to", style="red")
             raise typer.Exit(2)
-        _import_folder(source, output, fallback)
+        _import_folder(source, output, fallback, legacy_behaviour=legacy_behaviour)
         return
-    _import_file(source, output, fallback)
+    _import_file(source, output, fallback, legacy_behaviour=legacy_behaviour)
 
 
 def _dump(document: dict[str, Any], fmt: Literal["json", "yaml"]) -> str:
@@ -256,7 +266,17 @@ def _dump(document: dict[str, Any], fmt: Literal["json", "yaml"]) -> str:
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
-def _import_file(source: Path, output: Path | None, fallback: DomainLookup | None) -> None:
+def _with_fallbacks(loaded: LoadedPack, legacy_behaviour: bool) -> tuple[dict[str, Any], list[Problem]]:
+    """The document to write and its notices, with the earlier system's fallbacks when asked for."""
+    if not legacy_behaviour or not isinstance(loaded.pack, DomainPack):
+        return loaded.document, list(loaded.notices)
+    document, notice = with_earlier_fallbacks(loaded.document, loaded.source)
+    return document, [*loaded.notices, notice]
+
+
+def _import_file(
+    source: Path, output: Path | None, fallback: DomainLookup | None, *, legacy_behaviour: bool = False
+) -> None:
     batch = [source]
     if peek_kind(source) == "tenant":
         batch += [p for p in pack_files(source.parent) if p != source and peek_kind(p) == "domain"]
@@ -268,16 +288,19 @@ def _import_file(source: Path, output: Path | None, fallback: DomainLookup | Non
         print_problems(sorted(own) + sorted(causes))
         errors.print(f"{source}: cannot be imported as written; nothing written", style="red")
         raise typer.Exit(1)
-    print_notices(loaded.notices)
-    if not loaded.notices:
+    document, notices = _with_fallbacks(loaded, legacy_behaviour)
+    if legacy_behaviour and not isinstance(loaded.pack, DomainPack):
+        errors.print(f"{source}: --legacy-behaviour sets a domain pack's fallbacks; a tenant pack has none")
+    print_notices(notices)
+    if not notices:
         errors.print(f"{source}: already in the current layout")
-    text = _dump(loaded.document, _format_for(output or source))
+    text = _dump(document, _format_for(output or source))
     if output is None:
         console.print(text, markup=False, end="")
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    errors.print(f"wrote {output} ({len(loaded.notices)} notice(s))")
+    errors.print(f"wrote {output} ({len(notices)} notice(s))")
 
 
 def _target(loaded: LoadedPack, source: Path) -> Path:
@@ -287,7 +310,9 @@ def _target(loaded: LoadedPack, source: Path) -> Path:
     return Path("tenants") / f"{loaded.pack.tenantId}{suffix}"
 
 
-def _import_folder(source: Path, output: Path, fallback: DomainLookup | None) -> None:
+def _import_folder(
+    source: Path, output: Path, fallback: DomainLookup | None, *, legacy_behaviour: bool = False
+) -> None:
     target = output.resolve()
     files = [p for p in pack_files(source) if not p.resolve().is_relative_to(target)]  # not a rerun's output
     if not files:
@@ -301,7 +326,9 @@ def _import_folder(source: Path, output: Path, fallback: DomainLookup | None) ->
             continue
         target = output / _target(loaded, Path(loaded.source))
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_dump(loaded.document, _format_for(target)), encoding="utf-8")
+        document, notices = _with_fallbacks(loaded, legacy_behaviour)
+        result.notices.extend(notices[len(loaded.notices) :])
+        target.write_text(_dump(document, _format_for(target)), encoding="utf-8")
         written[loaded.source] = target
     problems = sorted(set(result.errors))
     for key, sources in result.conflicts.items():

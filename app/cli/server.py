@@ -43,7 +43,9 @@ async def _create_tenant(settings: Settings, tenant_id: str, name: str) -> bool:
 
 @tenants_app.command("create")
 def tenants_create(
-    tenant_id: Annotated[str, typer.Argument(help="Lowercase id, as in the tenant policy pack.")],
+    tenant_id: Annotated[
+        str, typer.Argument(help="The id exactly as in the tenant policy pack (e.g. TENANT_FINANCE_001).")
+    ],
     name: Annotated[str, typer.Option("--name", help="Display name.")] = "",
 ) -> None:
     """Create a tenant (its policy pack comes from the packs folder or the admin API)."""

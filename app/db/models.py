@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,7 +36,10 @@ class Base(DeclarativeBase):
 
 
 class Tenant(Base):
+    """A tenant, its id kept exactly as written; no two ids may differ only in case."""
+
     __tablename__ = "tenants"
+    __table_args__ = (Index("uq_tenants_id_folded", func.lower("tenant_id"), unique=True),)
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -181,12 +181,15 @@ def _memory_enabled(page: Page) -> bool:
 def _facts(case: ExceptionCase, values: dict[str, Any]) -> dict[str, Any]:
     exception = values.get("exception") or case.record or {}
     raw = case.raw.get("rawPayload", {})
+    claims = exception.get("sourceClaims")
     return {
         "type": case.exception_type or case.reported_type, "severity": case.severity, "status": case.status,
         "actionability": case.actionability, "group": case.assigned_group, "owner": exception.get("owner"),
         "confidence": case.confidence, "received": case.received_at, "updated": case.updated_at,
         "source": case.source_system, "summary": case.summary or (values.get("triage") or {}).get("summary"),
         "processing": case.processing, "raw": json.dumps(raw, indent=2, ensure_ascii=False, default=str),
+        "reported_type": exception.get("reportedType"), "reported_from": exception.get("reportedTypeFrom"),
+        "source_claims": json.dumps(claims, indent=2, ensure_ascii=False, default=str) if claims else None,
     }  # fmt: skip
 
 

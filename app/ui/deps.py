@@ -20,6 +20,7 @@ from app.auth.principal import Principal, Role
 from app.auth.tokens import TokenClaims
 from app.db.models import ApiKey
 from app.ui.session import COOKIE, UiSession, csrf_matches, decode
+from packs.common import TENANT_ID_PATTERN
 
 
 class LoginRequired(Exception):
@@ -90,7 +91,7 @@ def tenant_page(role: Role) -> Callable[..., Awaitable[Page]]:
         request: Request,
         services: ServicesDep,
         session: SessionDep,
-        tenantId: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")],
+        tenantId: Annotated[str, Path(pattern=TENANT_ID_PATTERN)],
     ) -> Page:
         principal = session.principal
         if not principal.may_act_on(tenantId):

@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RunContext
-from graph.inputs import RawException
+from graph.inputs import CONTEXT_KEYS_WE_DECIDE, RawException
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
 from graph.records import audit_event, decision_update, evidence
 from graph.state import AuditEvent, CaseState, Evidence
@@ -21,8 +21,13 @@ LLM_CLASSIFICATION_CAP = 0.85
 
 
 def normalize_context(domain: DomainPack, exception_type: str | None, raw: RawException) -> dict[str, Any]:
-    """The payload read through the type's entity: known attributes, and required ones missing."""
-    context: dict[str, Any] = dict(raw.normalizedContext)
+    """The payload read through the type's entity: known attributes, and required ones missing.
+
+    The source's own ``normalizedContext`` is the starting point (its facts, such as
+    ``slaMinutesRemaining``, can be read by conditions), except the keys intake decides itself."""
+    context: dict[str, Any] = {
+        key: value for key, value in raw.normalizedContext.items() if key not in CONTEXT_KEYS_WE_DECIDE
+    }
     definition = domain.exceptionTypes.get(exception_type or "")
     entity_name = definition.entity if definition else None
     entity = domain.entities.get(entity_name or "")
@@ -45,7 +50,7 @@ async def _classify_with_llm(
     prompt = render_prompt(
         "type_classification",
         domain=ctx.domain,
-        reported_type=raw.exceptionType,
+        reported_type=raw.reported_type()[0],
         source_system=raw.sourceSystem,
         payload=raw.rawPayload,
         candidates=list(check.candidates),
@@ -85,8 +90,25 @@ async def intake(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
         "source_system": raw.sourceSystem,
         "policy_tags": tenant.policyTags,
     }
-    check = classify_type(domain, raw.exceptionType, case_data(exception_type=raw.exceptionType, **common))
+    reported, reported_from = raw.reported_type()
+    check = classify_type(domain, reported, case_data(exception_type=reported, **common))
     facts = [evidence("taxonomy", check.reason), *(evidence("input", notice) for notice in raw.notices)]
+    if reported_from is not None and reported_from != "exceptionType":
+        facts.insert(
+            0,
+            evidence(
+                "input", f"type {reported!r} read from {reported_from}: the record has no exceptionType"
+            ),
+        )
+    claims = raw.source_claims()
+    if claims:
+        facts.append(
+            evidence(
+                "input",
+                f"the source sent its own {', '.join(sorted(claims))}: kept under sourceClaims as what it "
+                "said; exops decides these itself",
+            )
+        )
     confidence: float | None = check.confidence if check.exception_type else None
     audit: list[AuditEvent] = []
     if check.exception_type is None and ctx.llm is not None:
@@ -115,7 +137,8 @@ async def intake(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
         "domainName": domain.domainName,
         "sourceSystem": raw.sourceSystem,
         "exceptionType": check.exception_type,
-        "reportedType": raw.exceptionType,
+        "reportedType": reported,
+        "reportedTypeFrom": reported_from,
         "severity": None,
         "reportedSeverity": raw.severity,
         "timestamp": timestamp.isoformat(),
@@ -126,6 +149,8 @@ async def intake(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
         "suggestedActions": [],
         "assignedGroup": None,
     }
+    if claims:
+        exception["sourceClaims"] = claims
     known = check.exception_type is not None
     decision = f"TYPE_{check.method.upper()}" if known else "TYPE_UNKNOWN"
     update = decision_update(
