@@ -7,7 +7,7 @@ names so that error paths point at exactly what the author typed.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,28 +17,11 @@ SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITI
 
 SettableStatus = Literal["OPEN", "IN_PROGRESS", "PENDING_APPROVAL", "RESOLVED", "ESCALATED", "REJECTED"]
 """The statuses a playbook's ``set_status`` step may set."""
-ResolutionStatus = Literal[
-    "OPEN", "IN_PROGRESS", "PENDING_APPROVAL", "RESOLVED", "ESCALATED", "REJECTED", "CLOSED_WITHOUT_ACTION"
-]
+ResolutionStatus = Literal[SettableStatus, "CLOSED_WITHOUT_ACTION"]
 """Every status a case can have. ``CLOSED_WITHOUT_ACTION``: people skipped the steps left and nothing
 was done; only the graph's feedback stage sets it (a step that sets it would itself be an action)."""
-RESOLUTION_STATUSES: tuple[ResolutionStatus, ...] = (
-    "OPEN",
-    "IN_PROGRESS",
-    "PENDING_APPROVAL",
-    "RESOLVED",
-    "ESCALATED",
-    "REJECTED",
-    "CLOSED_WITHOUT_ACTION",
-)
-SETTABLE_STATUSES: tuple[SettableStatus, ...] = (
-    "OPEN",
-    "IN_PROGRESS",
-    "PENDING_APPROVAL",
-    "RESOLVED",
-    "ESCALATED",
-    "REJECTED",
-)
+SETTABLE_STATUSES: tuple[SettableStatus, ...] = get_args(SettableStatus)
+RESOLUTION_STATUSES: tuple[ResolutionStatus, ...] = (*SETTABLE_STATUSES, "CLOSED_WITHOUT_ACTION")
 FINISHED_STATUSES: frozenset[ResolutionStatus] = frozenset(
     {"RESOLVED", "REJECTED", "ESCALATED", "CLOSED_WITHOUT_ACTION"}
 )
