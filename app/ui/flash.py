@@ -14,13 +14,11 @@ with a last line saying how many were left out.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 
 from app.ui.session import UiSession
+from app.ui.signed import seal, unseal
 
 COOKIE = "exops_flash"
 _LABEL = b"exops-flash\x00"
@@ -48,16 +46,6 @@ def _owner(session: UiSession) -> str:
     return hashlib.sha256(session.csrf.encode()).hexdigest()[:24]
 
 
-def _sign(body: bytes, secret: bytes) -> str:
-    digest = hmac.new(secret, _LABEL + body, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def _pack(data: dict[str, object], secret: bytes) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(data, ensure_ascii=False).encode()).decode().rstrip("=")
-    return f"{body}.{_sign(body.encode(), secret)}"
-
-
 def encode(flash: Flash, session: UiSession, secret: bytes) -> str:
     """The signed cookie value for ``flash``, shown only to ``session``: problems are dropped from the
     end (a last line counts them), then the longer message shortened, until it fits."""
@@ -66,8 +54,8 @@ def encode(flash: Flash, session: UiSession, secret: bytes) -> str:
     kept = len(lines)
     while True:
         problems = lines[:kept] + ([f"… and {len(lines) - kept} more"] if kept < len(lines) else [])
-        value = _pack(
-            {"for": _owner(session), "notice": notice, "error": error, "problems": problems}, secret
+        value = seal(
+            {"for": _owner(session), "notice": notice, "error": error, "problems": problems}, secret, _LABEL
         )
         if len(value) <= MAX_VALUE:
             return value
@@ -81,15 +69,9 @@ def encode(flash: Flash, session: UiSession, secret: bytes) -> str:
 
 def decode(value: str | None, session: UiSession | None, secret: bytes) -> Flash | None:
     """The message in ``value`` when its signature holds and it is for ``session``, else None."""
-    if not value or session is None or "." not in value:
+    if session is None:
         return None
-    body, signature = value.rsplit(".", 1)
-    if not hmac.compare_digest(signature, _sign(body.encode(), secret)):
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except ValueError:
-        return None
+    data = unseal(value, secret, _LABEL)
     if not isinstance(data, dict) or data.get("for") != _owner(session):
         return None
     notice, error, problems = data.get("notice"), data.get("error"), data.get("problems")

@@ -10,15 +10,13 @@ the token or its subject is revoked (both checked on every request).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
 
 from app.auth.principal import Principal, Role
+from app.ui.signed import seal, unseal
 
 COOKIE = "exops_session"
 
@@ -60,26 +58,21 @@ def new_session(
                      token_issued=token_issued)  # fmt: skip
 
 
-def _sign(body: bytes, secret: bytes) -> str:
-    return base64.urlsafe_b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode().rstrip("=")
+_LABEL = b"exops-session\x00"
 
 
 def encode(session: UiSession, secret: bytes) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(asdict(session), separators=(",", ":")).encode()).decode()
-    return f"{body}.{_sign(body.encode(), secret)}"
+    return seal(asdict(session), secret, _LABEL)
 
 
 def decode(value: str | None, secret: bytes, *, now: float | None = None) -> UiSession | None:
     """The session in ``value`` when its signature holds and it has not expired, else None."""
-    if not value or "." not in value:
-        return None
-    body, signature = value.rsplit(".", 1)
-    if not hmac.compare_digest(signature, _sign(body.encode(), secret)):
+    data = unseal(value, secret, _LABEL)
+    if not isinstance(data, dict):
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
         session = UiSession(**data)
-    except (ValueError, TypeError):
+    except TypeError:
         return None
     if session.expires <= (time.time() if now is None else now):
         return None
