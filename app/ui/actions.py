@@ -17,7 +17,8 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.problems import ProblemError
-from app.ui.deps import Page
+from app.db.models import Approval
+from app.ui.deps import Page, UiError
 from packs.documents import parse_value
 from packs.playbook import PlaybookStep
 from packs.problems import PackError
@@ -59,8 +60,14 @@ async def decide_approval(
     page: Page, exception_id: str, approval_id: str, decision: Decision, *, comment: str | None,
     seen_digest: str | None, edited_plan: str | None = None, reason: str | None = None,
 ) -> str:  # fmt: skip
-    """Apply the decision; the message for the page. Raises ``ValueError`` with the reason when refused."""
+    """Apply the decision; the message for the page. Raises ``ValueError`` with the reason when refused,
+    and the not-found page when the approval is not one of this case's (another tenant's id is
+    answered as an id nobody has)."""
     services = page.services
+    async with services.db.session() as session:
+        approval = await session.get(Approval, (page.tenant_id, approval_id))
+    if approval is None or approval.exception_id != exception_id:
+        raise UiError(404, f"no approval {approval_id} for exception {exception_id}")
     pending = await services.runner.pending(page.tenant_id, exception_id)
     if not pending or pending.get("approvalId") != approval_id:
         raise ValueError(f"approval {approval_id} is no longer waiting for a decision")

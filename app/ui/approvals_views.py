@@ -24,7 +24,7 @@ from app.api.params import MAX_OFFSET
 from app.db.models import Approval
 from app.metrics.service import WAITING
 from app.ui.actions import decide_approval, plan_digest
-from app.ui.deps import CheckedForm, OperatorPage, Page, ViewerPage, field
+from app.ui.deps import CheckedForm, OperatorPage, Page, UiError, ViewerPage, field
 from app.ui.render import age, back, render
 
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
@@ -181,8 +181,8 @@ async def decide(approvalId: str, page: OperatorPage, form: CheckedForm) -> Redi
         return back(page, url, error=f"a comment or a reason is longer than {MAX_COMMENT} characters")
     async with page.services.db.session() as session:
         approval = await session.get(Approval, (page.tenant_id, approvalId))
-    if approval is None:
-        return back(page, url, error=f"no approval {approvalId}")
+    if approval is None:  # not this tenant's: the not-found page, as for any id it does not have
+        raise UiError(404, f"no approval {approvalId}")
     try:
         message = await decide_approval(
             page, approval.exception_id, approvalId, chosen, comment=comment or None,

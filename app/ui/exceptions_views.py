@@ -27,7 +27,7 @@ from app.playbooks.service import recalculate
 from app.ui.actions import DECISIONS, answer_step, decide_approval
 from app.ui.case_page import case_view, load_case, status_value
 from app.ui.deps import CheckedForm, OperatorPage, Page, ViewerPage, field
-from app.ui.render import back, render
+from app.ui.render import back, refused, render
 from packs.common import RESOLUTION_STATUSES, SEVERITIES
 
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
@@ -240,7 +240,7 @@ async def recalculate_playbook(page: OperatorPage, form: CheckedForm, exceptionI
         outcome = await recalculate(services.cases, services.runner, services.runtime, page.tenant_id, exceptionId,
                                     who=page.principal.actor)  # fmt: skip
     except ProblemError as exc:
-        return back(page, url, error=exc.detail)
+        return refused(page, url, exc)
     before = outcome["previous"].get("recommendedPlaybookId") or "no playbook"
     now = outcome["current"].get("recommendedPlaybookId") or "no playbook"
     if not outcome["changed"]:

@@ -28,7 +28,7 @@ from app.api.problems import FieldProblem, ProblemError
 from app.db.models import PackVersion
 from app.packstore import pack_identity
 from app.ui.deps import AdminPage, CheckedForm, Page, UiError, ViewerPage, field
-from app.ui.render import back, render
+from app.ui.render import SHOWN_PROBLEMS, back, refused, render
 from packs.domain import DomainPack
 from packs.loader import LoadedPack
 from packs.tenant import TenantPolicyPack
@@ -37,8 +37,6 @@ router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 
 FILE_TYPES = {".json": "application/json", ".yaml": "application/yaml", ".yml": "application/yaml"}
 """The pack files a person may pick, and the media type that tells ``PackAdmin.read`` how to read them."""
-SHOWN_PROBLEMS = 12
-"""Problems of a refusal carried to the next page (in the signed message cookie): enough to act on."""
 
 
 @dataclass(frozen=True)
@@ -110,18 +108,6 @@ async def managed_shelf(page: Page, kind: str) -> Shelf:
 
 def packs_url(page: Page, *parts: str) -> str:
     return "/".join([f"/ui/t/{page.tenant_id}/packs", *(quote(part, safe="") for part in parts)])
-
-
-def problem_lines(problems: list[FieldProblem]) -> list[str]:
-    """The first problems of a refusal, one line each, for the page the form redirects to."""
-    lines = [f"{p.path}: {p.message}" for p in problems[:SHOWN_PROBLEMS]]
-    if len(problems) > SHOWN_PROBLEMS:
-        lines.append(f"… and {len(problems) - SHOWN_PROBLEMS} more")
-    return lines
-
-
-def refused(page: Page, url: str, exc: ProblemError) -> RedirectResponse:
-    return back(page, url, error=exc.detail, problems=problem_lines(exc.errors))
 
 
 async def history(shelf: Shelf) -> list[PackVersion]:

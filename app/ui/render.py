@@ -13,8 +13,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from app.api.problems import FieldProblem, ProblemError
 from app.ui import flash
-from app.ui.deps import Page
+from app.ui.deps import Page, UiError
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -92,3 +93,25 @@ def back(
         response.set_cookie(flash.COOKIE, value, httponly=True, samesite="strict", path="/ui",
                             secure=page.services.settings.ui_secure_cookies)  # fmt: skip
     return response
+
+
+SHOWN_PROBLEMS = 12
+"""Problems of a refusal carried to the next page (in the signed message cookie): enough to act on."""
+
+
+def problem_lines(problems: Sequence[FieldProblem]) -> list[str]:
+    """The first problems of a refusal, one line each, for the page the form redirects to."""
+    lines = [f"{p.path}: {p.message}" for p in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"… and {len(problems) - SHOWN_PROBLEMS} more")
+    return lines
+
+
+def refused(page: Page, url: str, exc: ProblemError) -> RedirectResponse:
+    """After a form the service refused: back to ``url`` with the reason, except when the form names
+    something this tenant does not have (the service's 404: a case, an approval, a pack version, a
+    tool). That is the not-found page, as the API answers 404, so another tenant's id and an id
+    nobody has get the same answer, and no redirect treats the id as something that exists."""
+    if exc.status == 404:
+        raise UiError(404, exc.detail)
+    return back(page, url, error=exc.detail, problems=problem_lines(exc.errors))

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from app.admin.tools_views import ToolList, reset_tool_breaker, switch, tool_views
 from app.api.problems import ProblemError
 from app.ui.deps import AdminPage, CheckedForm, Page, ViewerPage
-from app.ui.render import back, render
+from app.ui.render import back, refused, render
 
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 
@@ -47,7 +47,7 @@ async def _switch(page: Page, tool: str, enabled: bool) -> RedirectResponse:
     try:
         view = await switch(page.services, page.tenant_id, tool, enabled, page.principal.actor)
     except ProblemError as exc:
-        return back(page, tools_url(page), error=exc.detail)
+        return refused(page, tools_url(page), exc)
     if view.enabled:
         return back(page, tools_url(page), notice=f"{tool} is switched on again for {page.tenant_id}")
     return back(
@@ -75,7 +75,7 @@ async def reset_breaker(page: AdminPage, form: CheckedForm, tool: str) -> Redire
     try:
         reset_tool_breaker(page.services, page.tenant_id, tool)
     except ProblemError as exc:
-        return back(page, tools_url(page), error=exc.detail)
+        return refused(page, tools_url(page), exc)
     return back(
         page, tools_url(page), notice=f"the circuit breaker of {tool} is closed: calls go through again"
     )
