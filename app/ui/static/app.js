@@ -1,7 +1,8 @@
 // Progressive enhancement only: every page works without this file.
 // - forms with data-confirm ask first;
 // - an element with data-poll="URL" and data-value="V" polls URL (JSON {value}) every few seconds
-//   and reloads the page when the value changes (a case still being processed, a decision made).
+//   and reloads the page when the value changes (a case still being processed, a decision made);
+// - a link with data-back goes back in the history when there is one (else it follows its href).
 (function () {
   document.addEventListener("submit", function (event) {
     var form = event.target;
@@ -26,4 +27,8 @@
     window.setTimeout(tick, every);
   }
   document.querySelectorAll("[data-poll]").forEach(poll);
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("a[data-back]") : null;
+    if (link && window.history.length > 1) { event.preventDefault(); window.history.back(); }
+  });
 })();
