@@ -176,3 +176,11 @@ async def test_docs_are_served_from_this_server_without_a_cdn(api: Api) -> None:
         assert asset.status_code == 200 and asset.headers["content-type"].startswith(media), name
     assert (await api.client.get("/docs/static/index.html")).status_code == 404
     assert (await api.client.get("/redoc")).status_code == 404
+
+
+async def test_error_pages_hold_nothing_the_policy_would_block(api: Api) -> None:
+    await sign_in(api, "viewer")
+    for url, status in ((f"{T}/exceptions/NO-SUCH-CASE", 404), ("/ui/t/acme-capital/exceptions", 403)):
+        response = await api.client.get(url)
+        assert response.status_code == status, (url, response.text[:300])
+        assert_no_inline_code(response.text, url)
