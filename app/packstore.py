@@ -81,12 +81,21 @@ class PackStore:
                 domains.append(loaded)
             else:
                 tenants[loaded.pack.tenantId] = loaded.pack
-        settings = (await session.execute(select(TenantToolSetting))).scalars().all()
-        disabled: dict[str, set[str]] = {}
-        for setting in settings:
-            if not setting.enabled:
-                disabled.setdefault(setting.tenant_id, set()).add(setting.tool)
+        disabled = await _disabled_tools(session)
         self.domains, self.tenants, self.disabled_tools, self.problems = domains, tenants, disabled, problems
+
+    async def load_tool_switches(self, session: AsyncSession) -> None:
+        """Re-read only the tenants' tool switches: a switch changes nothing else, and rebuilding
+        every pack for it took ~0.3 s a click."""
+        self.disabled_tools = await _disabled_tools(session)
+
+
+async def _disabled_tools(session: AsyncSession) -> dict[str, set[str]]:
+    disabled: dict[str, set[str]] = {}
+    for setting in (await session.execute(select(TenantToolSetting))).scalars().all():
+        if not setting.enabled:
+            disabled.setdefault(setting.tenant_id, set()).add(setting.tool)
+    return disabled
 
 
 async def store_version(

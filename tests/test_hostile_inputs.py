@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -567,3 +568,105 @@ async def test_a_timestamp_without_an_offset_is_read_as_utc_and_the_case_says_so
         headers=api.as_("viewer"),
     )
     assert listed.status_code == 200 and listed.json()["total"] == 2
+
+
+# -- Found by tests/test_schemathesis.py -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2026-01-01", "expected an RFC 3339 date-time"),  # pydantic alone: a naive midnight
+        ("1700000000", "expected an RFC 3339 date-time"),  # pydantic alone: a Unix time
+        ("-1", "expected an RFC 3339 date-time"),
+        ("2026-01-01T10:00", "expected an RFC 3339 date-time"),
+        ("yesterday", "expected an RFC 3339 date-time"),
+        ("2026-13-01T00:00:00Z", "month"),
+        ("0001-01-01T00:00:00+01:00", "out of range"),  # was a 500: year 0 in UTC
+        ("9999-12-31T23:59:59-23:59", "out of range"),  # was a 500: year 10000 in UTC
+    ],
+)
+async def test_a_received_filter_that_is_not_an_rfc_3339_time_is_a_422_naming_it(
+    api: Api, value: str, message: str
+) -> None:
+    for name in ("receivedFrom", "receivedTo"):
+        response = await api.client.get(
+            "/exceptions/globex-markets", params={name: value}, headers=api.as_("viewer")
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["path"] == f"query.{name}" and message in error["message"], error
+
+
+async def test_received_filters_read_an_offset_and_a_naive_time_as_the_same_moment(api: Api) -> None:
+    await api.post_and_settle("globex-markets", FAIL)
+    [case] = (await api.client.get("/exceptions/globex-markets", headers=api.as_("viewer"))).json()["items"]
+    moment = datetime.fromisoformat(case["receivedAt"]).astimezone(UTC)
+    before, after = moment - timedelta(minutes=30), moment + timedelta(minutes=30)
+    india = timezone(timedelta(hours=5, minutes=30))
+
+    async def total(**params: str) -> int:
+        response = await api.client.get(
+            "/exceptions/globex-markets", params=params, headers=api.as_("viewer")
+        )
+        assert response.status_code == 200, response.text
+        return int(response.json()["total"])
+
+    naive = "%Y-%m-%dT%H:%M:%S"
+    for start in (before.strftime(naive), before.isoformat(), before.astimezone(india).isoformat()):
+        assert await total(receivedFrom=start) == 1, start
+        assert await total(receivedTo=start) == 0, start
+    for end in (after.strftime(naive), after.astimezone(india).isoformat().replace("T", " ")):
+        assert await total(receivedFrom=end) == 0, end
+        assert await total(receivedTo=end) == 1, end
+
+
+async def test_a_method_a_path_does_not_serve_is_a_405_naming_every_method_it_serves(api: Api) -> None:
+    """Generated from the document: a new route is covered the day it is added. Starlette named
+    only the methods of the first route on the path (``PUT /exceptions/{tenantId}``: ``Allow:
+    POST``, although the path serves ``GET`` too)."""
+    document = (await api.client.get("/openapi.json")).json()
+    served = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    checked = 0
+    for path, item in document["paths"].items():
+        methods = {m.upper() for m in item} & set(served)
+        url = path.replace("{tenantId}", "globex-markets").replace("{stepOrder}", "1")
+        url = re.sub(r"\{[^}]+\}", "anything", url)
+        for method in (m for m in (*served, "OPTIONS") if m not in methods):
+            response = await api.client.request(method, url, headers=api.as_("platform_admin"))
+            assert response.status_code == 405, (method, path, response.status_code)
+            assert response.headers["content-type"] == "application/problem+json"
+            allow = {m.strip() for m in response.headers["allow"].split(",")}
+            assert allow == methods, (method, path, response.headers["allow"])
+            checked += 1
+    assert checked > 100
+
+
+async def test_a_body_in_a_media_type_the_operation_does_not_take_is_a_415(api: Api) -> None:
+    """Generated from the document. A JSON route read a ``text/plain`` or form body as missing and
+    answered 422 "Field required"; now every operation refuses what it does not declare, the
+    declared types still pass (a pack upload's YAML included), and a charset parameter is fine."""
+    document = (await api.client.get("/openapi.json")).json()
+    checked = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            body = operation.get("requestBody")
+            if body is None:
+                continue
+            url = path.replace("{tenantId}", "globex-markets").replace("{stepOrder}", "1")
+            url = re.sub(r"\{[^}]+\}", "anything", url)
+            headers = api.as_("platform_admin")
+            for media in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+                response = await api.client.request(
+                    method, url, content=b"{}", headers={**headers, "Content-Type": media}
+                )
+                assert response.status_code == 415, (method, path, media, response.text)
+                [error] = response.json()["errors"]
+                assert error["path"] == "header.Content-Type", error
+                checked += 1
+            for media in body["content"]:
+                response = await api.client.request(
+                    method, url, content=b"{}", headers={**headers, "Content-Type": f"{media}; charset=utf-8"}
+                )
+                assert response.status_code != 415, (method, path, media, response.text)
+    assert checked >= 3 * 14

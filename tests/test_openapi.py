@@ -157,12 +157,13 @@ async def test_every_documented_error_is_problem_json_and_nothing_else(api: Api)
                 }, f"{method} {path}: {code} is documented as {list(response.get('content') or {})}"
 
 
-async def test_every_operation_with_a_body_documents_400_413_and_422(api: Api) -> None:
-    """400: the body cannot be read (not UTF-8 JSON, too deep); 413: over the size limit; 422: invalid."""
+async def test_every_operation_with_a_body_documents_400_413_415_and_422(api: Api) -> None:
+    """400: the body cannot be read (not UTF-8 JSON, too deep); 413: over the size limit; 415: a media
+    type the operation does not take; 422: invalid."""
     document = await openapi(api)
     for method, path, operation in operations(document):
         if "requestBody" in operation:
-            for code in ("400", "413", "422"):
+            for code in ("400", "413", "415", "422"):
                 assert code in operation["responses"], (
                     f"{method} {path}: takes a body but documents no {code}"
                 )

@@ -157,7 +157,7 @@ async def switch(services: Services, tenant_id: str, tool: str, enabled: bool, a
         else:
             setting.enabled, setting.changed_by, setting.changed_at = enabled, actor, utc_now()
     async with services.db.session() as session:
-        await services.store.load(session)
+        await services.store.load_tool_switches(session)
     return (await tool_views(services, tenant_id, only=tool)).items[0]
 
 

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import make_url
 
@@ -20,6 +20,7 @@ from app.api.deps import Services
 from app.api.docs import router as docs_router
 from app.api.headers import SecurityHeaders
 from app.api.limits import BodyLimits, RateLimiter
+from app.api.media import declared_media_type
 from app.approvals.views import router as approvals_router
 from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by app/api/docs.py without a CDN
         redoc_url=None,
+        dependencies=[Depends(declared_media_type)],  # 415 for a body in an undeclared media type
     )
     problems.install(app)
     openapi.install(app, models=(RawException, DomainPack, TenantPolicyPack))

@@ -9,7 +9,8 @@ from where they really come from, once for all routes:
   limit, the platform-admin check) adds its statuses to every route that uses it, so a route cannot
   forget a 401, 403, 404 or 429 it can give, nor list a 429 it never gives;
 * every route that takes a body documents 400 (a body that cannot be read: not UTF-8, nested too
-  deep), 413 (over ``EXOPS_MAX_BODY_BYTES``) and 422 (invalid, with field paths);
+  deep), 413 (over ``EXOPS_MAX_BODY_BYTES``), 415 (a media type the route does not declare:
+  ``app/api/media.py``) and 422 (invalid, with field paths);
 * 401 carries ``WWW-Authenticate`` and 429 ``Retry-After``, as the server sends them;
 * models that routes reference by hand (``component_ref``: a body read from the raw request, such as
   a pack upload, or a schema narrower than the Python type) are added to the components.
@@ -29,7 +30,7 @@ from app.api.problems import TITLES, FieldProblem, Problem, problem_statuses
 
 COMPONENTS = "#/components/schemas/"
 PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": f"{COMPONENTS}Problem"}}}
-BODY_STATUSES = (400, 413, 422)
+BODY_STATUSES = (400, 413, 415, 422)
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "The accepted schemes", "schema": {"type": "string"}}},
     429: {

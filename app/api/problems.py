@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 Call = TypeVar("Call", bound=Callable[..., Any])
 PROBLEM_TYPE = "https://exops.dev/problems/"
@@ -91,9 +93,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(request, exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Starlette's 405 names only the methods
+    of the first route whose path matched, so ``GET /exceptions/{tenantId}`` was refused for a
+    ``PUT`` with ``Allow: POST`` although the path answers ``GET`` too (RFC 9110 wants them all)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):  # included routers' routes one by one
+        match, _scope = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(route.methods or ())
+    order = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -110,6 +110,9 @@ async def ingest(
     return Accepted(exceptionIds=ids)
 
 
+RECEIVED_DESCRIPTION = "RFC 3339 date-time, e.g. 2026-01-31T09:30:00Z; without an offset it is read as UTC"
+
+
 @router.get("/{tenantId}", response_model=CasePage, responses=responses(401, 403, 404, 429))
 async def list_cases(
     tenantId: str,
@@ -121,8 +124,8 @@ async def list_cases(
     text: Annotated[
         str | None, Query(max_length=200, description="Search id, type, source and summary")
     ] = None,
-    receivedFrom: Annotated[UtcDatetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
-    receivedTo: Annotated[UtcDatetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
+    receivedFrom: Annotated[UtcDatetime | None, Query(description=RECEIVED_DESCRIPTION)] = None,
+    receivedTo: Annotated[UtcDatetime | None, Query(description=RECEIVED_DESCRIPTION)] = None,
     sort: Annotated[
         Literal[
             "receivedAt",
