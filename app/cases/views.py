@@ -12,6 +12,7 @@ from app.api.openapi import component_ref
 from app.api.params import Offset, UtcDatetime
 from app.api.problems import FieldProblem, ProblemError, field_path, responses
 from app.cases.queries import audit_trail, event_view, events, filtered, page, summary
+from app.cases.record import result_of
 from app.cases.schemas import Accepted, CaseDetail, CasePage, EventPage
 from app.db.models import ExceptionCase
 from graph.inputs import RawException
@@ -170,10 +171,10 @@ async def get_case(tenantId: str, exceptionId: str, principal: Viewer, services:
     )
     record["resolutionStatus"] = case.status
     record["auditTrail"] = audit_trail(rows)
-    result = case.result or {}
+    result = result_of(case, [row.data for row in rows if row.type == "stage_decision"])
     return CaseDetail(exceptionId=exceptionId, tenantId=tenantId, resolutionStatus=case.status,
-                      processing=case.processing, record=record, decisions=result.get("stages", []),
-                      result=case.result)  # fmt: skip
+                      processing=case.processing, record=record, decisions=(result or {}).get("stages", []),
+                      result=result)  # fmt: skip
 
 
 @router.get(
