@@ -52,12 +52,12 @@ def case_key(state: CaseState) -> CaseKey:
 
 
 async def record_events(
-    ctx: RunContext, state: CaseState, stage: Stage, events: list[AuditEvent]
+    ctx: RunContext, state: CaseState, stage: Stage, events: list[AuditEvent], *, failed: bool = False
 ) -> dict[str, dict[str, int]]:
     """Hand a node's events to the sink under this visit's keys; the state update counting the visit."""
     visit = state.get("visits", {}).get(stage, 0) + 1
     if events:
-        await ctx.events.write(case_key(state), event_keys(stage, visit, events))
+        await ctx.events.write(case_key(state), event_keys(stage, visit, events, failed=failed))
     return {"visits": {stage: 1}}
 
 
@@ -76,15 +76,15 @@ def recorded(stage: Stage, node: Node) -> Node:
 
 
 async def on_node_error(state: CaseState, error: NodeError, runtime: Runtime[RunContext]) -> Command[str]:
-    """A node failed for good: keep the error as evidence and escalate the case. The failed node
-    recorded nothing, so its visit's keys are free for the failure's own events."""
+    """A node failed for good: keep the error as evidence and escalate the case. The failure's events
+    have keys of their own (``graph.events.event_keys``), apart from any the node stored itself."""
     ctx = runtime.context
     stage = error.node
     message = f"{type(error.error).__name__}: {error.error}"
     failed: Stage = next((s for s in STAGES if s == stage), "escalate")
     facts = [evidence("error", f"stage {stage} failed: {message}")]
     recorded = decision_update(ctx, failed, "FAILED", 0.0, facts, "escalate")
-    visit = await record_events(ctx, state, failed, recorded.pop("audit"))
+    visit = await record_events(ctx, state, failed, recorded.pop("audit"), failed=True)
     return Command(
         update={**recorded, **visit, "error": {"stage": stage, "message": message}}, goto="escalate"
     )

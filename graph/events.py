@@ -9,7 +9,8 @@ within the case's thread (tenant and exception id). So
 
 * a node cut off after its events were stored, and run again on resume, hands over the same keys,
   and the sink stores nothing twice (the app's sink: ``INSERT ... ON CONFLICT DO NOTHING``);
-* a node that fails hands over nothing: a retry (or the error handler) records what happened instead.
+* a node that fails hands over nothing: a retry (or the error handler, under keys of its own)
+  records what happened instead.
 
 A batch is one node's events, stored together or not at all. The app wires in a sink that writes
 ``exception_events`` (``app.cases.events``); the CLI and evaluations use ``MemoryEventSink``.
@@ -38,8 +39,13 @@ class KeyedEvent(NamedTuple):
     event: AuditEvent
 
 
-def event_keys(stage: Stage, visit: int, events: Sequence[AuditEvent]) -> list[KeyedEvent]:
-    return [KeyedEvent(f"{stage}:{visit}:{n}", event) for n, event in enumerate(events)]
+def event_keys(
+    stage: Stage, visit: int, events: Sequence[AuditEvent], *, failed: bool = False
+) -> list[KeyedEvent]:
+    """Keys for one node's batch. A node's failure is recorded under keys of its own
+    (``stage:visit:failed:n``): should the node have stored its events before failing, both stay."""
+    middle = f"{visit}:failed" if failed else str(visit)
+    return [KeyedEvent(f"{stage}:{middle}:{n}", event) for n, event in enumerate(events)]
 
 
 class EventSink(Protocol):

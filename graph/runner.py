@@ -180,7 +180,7 @@ class CaseRunner:
         values = (await self.graph.aget_state(config)).values
         visit = values.get("visits", {}).get("escalate", 0) + 1
         case = CaseKey(ctx.tenant.tenantId, str(values.get("raw", {}).get("exceptionId")))
-        await ctx.events.write(case, event_keys("escalate", visit, recorded.pop("audit")))
+        await ctx.events.write(case, event_keys("escalate", visit, recorded.pop("audit"), failed=True))
         update = {
             **recorded,
             "visits": {"escalate": 1},

@@ -5,8 +5,8 @@ compacted; the tables hold what people and the API read, for every case. So the 
 case API, the playbook API, the UI's case page) read these rows, never the graph's state:
 
 * ``exceptions``: the case row, its canonical record and its result (the pending request included);
-  the result is stored without its ``stages``, which are the ``stage_decision`` events, and put back
-  on read (``result_of``);
+  the result is stored without its ``stages`` (the ``stage_decision`` events) and its ``plan`` (the
+  playbook row's steps), which are put back on read (``result_of``);
 * ``exception_events``: the audit trail, written once by the event sink (``app.cases.events``);
 * ``playbook_states``: the plan with each step's status, the playbook as operators see it (the
   chosen one, or an edited plan, or a takeover), and the policy's selection.
@@ -26,8 +26,10 @@ from packs.common import FINISHED_STATUSES
 
 STEP_EVENTS = ("playbook_step_completed", "playbook_step_skipped", "playbook_step_failed")
 STAGE_KEYS = ("stage", "decision", "confidence", "nextStep", "evidence")
-STORED_APART = ("stages",)
-"""Result fields kept elsewhere in the tables (the stage decisions are events), added back on read."""
+PLAN_KEYS = ("order", "type", "name", "disposition", "status", "reason")
+STORED_APART = ("stages", "plan")
+"""Result fields kept elsewhere in the tables (the stage decisions are events, the plan is the playbook
+row's), added back on read."""
 
 
 def stored_result(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,11 +42,15 @@ def stages_of(decisions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{key: decision.get(key) for key in STAGE_KEYS} for decision in decisions]
 
 
-def result_of(case: ExceptionCase, decisions: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The case's latest result as runs return it, its stages put back from ``decisions``."""
+def result_of(
+    case: ExceptionCase, decisions: Iterable[Mapping[str, Any]], playbook: PlaybookState | None
+) -> dict[str, Any] | None:
+    """The case's latest result as runs return it, its stages put back from ``decisions`` and its plan
+    from the playbook row."""
     if case.result is None:
         return None
-    return {**case.result, "stages": stages_of(decisions)}
+    plan = [{key: item.get(key) for key in PLAN_KEYS} for item in (playbook.steps if playbook else [])]
+    return {**case.result, "stages": stages_of(decisions), "plan": plan}
 
 
 def selection_of(policy: Mapping[str, Any]) -> dict[str, Any]:

@@ -157,9 +157,9 @@ class ExceptionEvent(Base):
 
     __tablename__ = "exception_events"
     __table_args__ = (
-        Index("ix_events_case", "tenant_id", "exception_id", "seq"),
         Index("uq_exception_events_key", "tenant_id", "exception_id", "event_key", unique=True),
     )
+    """One index: a case's events are found (and numbered, and kept unique) through their keys."""
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -167,7 +167,7 @@ class ExceptionEvent(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     exception_id: Mapped[str] = mapped_column(String(128))
     seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(60), index=True)
+    type: Mapped[str] = mapped_column(String(60))
     stage: Mapped[str] = mapped_column(String(30))
     actor_type: Mapped[str] = mapped_column(String(10))
     actor_id: Mapped[str] = mapped_column(String(200))
