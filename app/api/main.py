@@ -81,9 +81,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             )
             saver = await stack.enter_async_context(open_checkpointer("postgres", url=plain))
         store = PackStore()
-        sink = DatabaseEventSink(db)
-        stack.push_async_callback(sink.close)
-        runtime = Runtime(settings, store, events=sink)
+        runtime = Runtime(settings, store, events=DatabaseEventSink(db))
         runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
         cases = CaseService(db, runner, runtime, concurrency=settings.worker_concurrency)
         services = Services(

@@ -11,32 +11,24 @@ nothing twice, side rows included, and its first run's record stands. The insert
 ``ON CONFLICT DO NOTHING`` as well. New events are numbered on from the case's last ``seq``; a
 case's runs are serialized, so nobody else numbers its events meanwhile.
 
-Cost: a case stores about nine batches, one per node, so each is one transaction in one go. On
-PostgreSQL that is a pooled connection per batch (concurrent runs do not queue). On SQLite, where
-the database serializes writers anyway, going through the async driver made every statement a hop
-to its thread and back, and those hops (about eight per batch) cost ten times the CPU of the writing
-itself. So the sink writes a batch at once, in place, when SQLite's write lock is free (a few
-inserts, no fsync in WAL mode: a fraction of a millisecond), and otherwise hands the whole
-transaction to a thread of its own, which waits for the lock; it never blocks the event loop on
-another writer. Values are converted by the columns' own SQLAlchemy types, so the rows read back as
-any other.
+Cost: a case stores about nine batches, one per node, so each is one transaction in one go: on
+PostgreSQL a pooled connection per batch (concurrent runs do not queue), on SQLite the database's
+in-place writer (``app.db.inplace``: through the async driver every statement was a hop to its
+thread and back, and those hops cost ten times the CPU of the writing itself).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, case, func, select, update
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
-from sqlalchemy.engine import make_url
 
+from app.db.inplace import SqliteStatement
 from app.db.models import Approval, ExceptionEvent, ToolExecution
-from app.db.session import Database, is_sqlite
+from app.db.session import Database
 from app.db.types import utc_now
 from graph.events import CaseKey, KeyedEvent
 
@@ -54,21 +46,16 @@ def when(value: str | None) -> datetime:
 class DatabaseEventSink:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._sqlite = _SqliteWriter(str(make_url(db.url).database)) if is_sqlite(db.url) else None
         self._events = db.insert_new_only(ExceptionEvent)
         self._approvals = db.insert_new_only(Approval)
         self._tools = db.insert_new_only(ToolExecution)
-
-    async def close(self) -> None:
-        if self._sqlite is not None:
-            await self._sqlite.close()
 
     async def write(self, case_key: CaseKey, events: Sequence[KeyedEvent]) -> None:
         if not events:
             return
         batch = Batch(case_key, events)
-        if self._sqlite is not None:
-            await self._sqlite.write(batch)
+        if self.db.inplace is not None:
+            await self.db.inplace.run(SQLITE.store(batch))
             return
         async with self.db.engine.begin() as connection:
             last, seen = (
@@ -158,129 +145,54 @@ class Batch:
         return found
 
 
-class _SqliteStatement:
-    """A statement on the sink's own SQLite connection, its values converted by the columns' types."""
-
-    def __init__(self, sql: str, table: Table, names: Sequence[str]) -> None:
-        dialect = SQLiteDialect_pysqlite()
-        self.sql = sql
-        self.names = list(names)
-        identity: Callable[[Any], Any] = lambda value: value  # noqa: E731
-        self.convert = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) or identity
-            for name in self.names
-        ]
-
-    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(convert(row.get(name)) for name, convert in zip(self.names, self.convert, strict=True))
-
-
-def _insert(table: Table, names: Sequence[str]) -> _SqliteStatement:
-    columns = ", ".join(names)
-    marks = ", ".join("?" for _ in names)
-    return _SqliteStatement(
-        f"INSERT INTO {table.name} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", table, names
-    )
-
-
 EVENT_COLUMNS = ("tenant_id", "exception_id", "seq", "event_key", "type", "stage", "actor_type", "actor_id", "at",
                  "pack_versions", "data")  # fmt: skip
 APPROVAL_COLUMNS = ("approval_id", "tenant_id", "exception_id", "status", "severity", "payload", "created_at",
                     "deadline")  # fmt: skip
-DECIDED_COLUMNS = (
-    "status",
-    "decision",
-    "decided_by",
-    "decided_at",
-    "comment",
-    "reason",
-    "tenant_id",
-    "approval_id",
-)
+DECIDED_COLUMNS = ("status", "decision", "decided_by", "decided_at", "comment", "reason")
 TOOL_COLUMNS = ("tenant_id", "exception_id", "tool", "status", "mode", "attempts", "latency_ms", "arguments",
                 "request", "response", "error", "at", "breaker", "attempt_log")  # fmt: skip
 
 
-class _SqliteWriter:
-    """Two SQLite connections: one used in place, which never waits for the write lock (it gives up
-    at once, and checkpoints no WAL), and one in a thread of its own, which does wait."""
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class _SqliteBatches:
+    """The sink's statements on SQLite's in-place writer."""
 
     LAST_SEQ = (
         "SELECT COALESCE(MAX(seq), 0), COUNT(CASE WHEN event_key = ? THEN 1 END) FROM exception_events "
         "WHERE tenant_id = ? AND exception_id = ?"
     )
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exops-events")
-        self._connection: sqlite3.Connection | None = None
-        self._in_place: sqlite3.Connection | None = None
-        events, approvals, tools = (model.__table__ for model in (ExceptionEvent, Approval, ToolExecution))
-        assert isinstance(events, Table) and isinstance(approvals, Table) and isinstance(tools, Table)
-        self._events = _insert(events, EVENT_COLUMNS)
-        self._approvals = _insert(approvals, APPROVAL_COLUMNS)
-        self._tools = _insert(tools, TOOL_COLUMNS)
-        sets = ", ".join(f"{name} = ?" for name in DECIDED_COLUMNS[:-2])
-        self._decided = _SqliteStatement(
-            f"UPDATE approvals SET {sets} WHERE tenant_id = ? AND approval_id = ?", approvals, DECIDED_COLUMNS
-        )
+    def __init__(self) -> None:
+        self.events = SqliteStatement.insert(_table(ExceptionEvent), EVENT_COLUMNS)
+        self.side = {
+            "approval": SqliteStatement.insert(_table(Approval), APPROVAL_COLUMNS),
+            "decided": SqliteStatement.update(
+                _table(Approval), DECIDED_COLUMNS, ("tenant_id", "approval_id")
+            ),
+            "tool": SqliteStatement.insert(_table(ToolExecution), TOOL_COLUMNS),
+        }
 
-    async def write(self, batch: Batch) -> None:
-        if self._in_place is None:
-            self._in_place = self._open(waits=False)
-        try:
-            self._in_place.execute("BEGIN IMMEDIATE")  # the write lock first: no read to upgrade later
-        except sqlite3.OperationalError:  # another writer holds it: wait in the thread, not here
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
-            return
-        self._store(self._in_place, batch)
-
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
-        self._thread.shutdown(wait=True)
-        if self._in_place is not None:
-            self._in_place.close()
-            self._in_place = None
-
-    def _open(self, *, waits: bool) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=30 if waits else 0, isolation_level=None, check_same_thread=False
-        )
-        pragmas = ["journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"]
-        pragmas += ["busy_timeout=30000"] if waits else ["busy_timeout=0", "wal_autocheckpoint=0"]
-        for pragma in pragmas:
-            connection.execute(f"PRAGMA {pragma}")
-        return connection
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def _write(self, batch: Batch) -> None:
-        if self._connection is None:
-            self._connection = self._open(waits=True)
-        self._connection.execute("BEGIN IMMEDIATE")
-        self._store(self._connection, batch)
-
-    def _store(self, connection: sqlite3.Connection, batch: Batch) -> None:
-        """Write the batch in the transaction ``connection`` just began, and commit it."""
-        try:
+    def store(self, batch: Batch) -> Callable[[sqlite3.Connection], None]:
+        def work(connection: sqlite3.Connection) -> None:
             key = batch.case
             last, seen = connection.execute(
                 self.LAST_SEQ, (batch.first_key, key.tenant_id, key.exception_id)
             ).fetchone()
-            if not seen:
-                statement = self._events
-                connection.executemany(
-                    statement.sql, [statement.params(row) for row in batch.event_rows(last)]
-                )
-                for kind, row in batch.side_rows():
-                    statement = {"approval": self._approvals, "decided": self._decided, "tool": self._tools}[
-                        kind
-                    ]
-                    connection.execute(statement.sql, statement.params(row))
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+            if seen:
+                return
+            rows = [self.events.params(row) for row in batch.event_rows(last)]
+            connection.executemany(self.events.sql, rows)
+            for kind, row in batch.side_rows():
+                statement = self.side[kind]
+                connection.execute(statement.sql, statement.params(row))
+
+        return work
+
+
+SQLITE = _SqliteBatches()

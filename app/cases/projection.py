@@ -2,9 +2,11 @@
 
 The audit trail is not projected: the graph's event sink (``app.cases.events``) wrote each event,
 and the rows it implies (tool executions, approvals), as the nodes finished. After every run or
-resume, ``project`` writes the rest from the graph's state: the case row (status, canonical record,
-the result without what the events already hold) and the playbook row (the plan, the playbook as
-operators see it, the policy's selection). Projecting twice writes the same values.
+resume, ``project`` writes the rest from the graph's state, in one transaction: the case row (status,
+canonical record, the result without what other rows already hold) and the playbook row (the plan,
+the playbook as operators see it, the policy's selection). Projecting twice writes the same values.
+Both are plain statements, an update and an upsert, with no read first: on SQLite through the
+database's in-place writer (``app.db.inplace``), like the events.
 
 Once a finished case is projected, the tables are its whole record (``app.cases.record``) and its
 checkpoints can go (``CaseService.record_result``).
@@ -12,59 +14,133 @@ checkpoints can go (``CaseService.record_result``).
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.record import playbook_info, selection_of, stored_result
+from app.db.inplace import SqliteStatement
 from app.db.models import ExceptionCase, PlaybookState
+from app.db.session import Database
 from app.db.types import utc_now
 from packs.common import FINISHED_STATUSES
 
-
-async def project(
-    session: AsyncSession, case: ExceptionCase, result: dict[str, Any], values: dict[str, Any]
-) -> None:
-    exception = values.get("exception") or {}
-    case.exception_type = result.get("exceptionType")
-    case.severity = result.get("severity")
-    case.status = result.get("resolutionStatus") or case.status
-    case.actionability = result.get("actionability")
-    case.playbook_id = result.get("selectedPlaybookId") or result.get("recommendedPlaybookId")
-    case.assigned_group = result.get("assignedGroup")
-    case.confidence = result.get("confidence")
-    case.summary = result.get("summary")
-    case.record = exception or None
-    case.result = stored_result(result)
-    case.processing = "waiting" if result.get("pending") else "done"
-    if case.status in FINISHED_STATUSES and case.resolved_at is None:
-        case.resolved_at = utc_now()
-    await _playbook_state(session, case, values)
+CASE_COLUMNS = ("exception_type", "severity", "status", "actionability", "playbook_id", "assigned_group", "confidence",
+                "summary", "record", "result", "processing", "updated_at")  # fmt: skip
+PLAYBOOK_COLUMNS = ("playbook_id", "playbook", "steps", "current_step", "selection", "updated_at")
 
 
-async def _playbook_state(session: AsyncSession, case: ExceptionCase, values: dict[str, Any]) -> None:
-    """Create or update the case's playbook row once the policy decided (a case that never got that
-    far has none): one upsert, no read."""
+def case_row(result: dict[str, Any], values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "exception_type": result.get("exceptionType"),
+        "severity": result.get("severity"),
+        "status": result.get("resolutionStatus") or "OPEN",
+        "actionability": result.get("actionability"),
+        "playbook_id": result.get("selectedPlaybookId") or result.get("recommendedPlaybookId"),
+        "assigned_group": result.get("assignedGroup"),
+        "confidence": result.get("confidence"),
+        "summary": result.get("summary"),
+        "record": values.get("exception") or None,
+        "result": stored_result(result),
+        "processing": "waiting" if result.get("pending") else "done",
+        "updated_at": now,
+    }
+
+
+def playbook_row(values: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The case's playbook row once the policy decided (a case that never got that far has none)."""
     policy = values.get("policy")
     if policy is None:
-        return
+        return None
     plan = values.get("plan") or []
     cursor = values.get("cursor", 0)
-    row = {
+    return {
         "playbook_id": (values.get("playbook") or {}).get("id"),
         "playbook": playbook_info(values),
         "steps": plan,
         "current_step": plan[cursor]["order"] if cursor < len(plan) else None,
         "selection": selection_of(policy),
-        "updated_at": utc_now(),
+        "updated_at": now,
     }
-    connection = await session.connection()
-    construct = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = construct(PlaybookState).values(
-        tenant_id=case.tenant_id, exception_id=case.exception_id, **row
-    )
-    await connection.execute(
-        statement.on_conflict_do_update(index_elements=["tenant_id", "exception_id"], set_=row)
-    )
+
+
+async def project(
+    db: Database, tenant_id: str, exception_id: str, result: dict[str, Any], values: dict[str, Any]
+) -> None:
+    now = utc_now()
+    row = case_row(result, values, now)
+    finished = row["status"] in FINISHED_STATUSES
+    playbook = playbook_row(values, now)
+    if db.inplace is not None:
+        await db.inplace.run(SQLITE.project(tenant_id, exception_id, row, finished, playbook))
+        return
+    async with db.engine.begin() as connection:
+        resolved = {"resolved_at": func.coalesce(ExceptionCase.resolved_at, now)} if finished else {}
+        updated = await connection.execute(
+            update(ExceptionCase)
+            .where(ExceptionCase.tenant_id == tenant_id, ExceptionCase.exception_id == exception_id)
+            .values(**row, **resolved)
+        )
+        if updated.rowcount != 1:
+            raise LookupError(f"no case {tenant_id}/{exception_id}")
+        if playbook is not None:
+            keys = {"tenant_id": tenant_id, "exception_id": exception_id}
+            statement = postgresql_insert(PlaybookState).values(**keys, **playbook)
+            await connection.execute(
+                statement.on_conflict_do_update(index_elements=list(keys), set_=playbook)
+            )
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class _SqliteProjection:
+    def __init__(self) -> None:
+        cases, playbooks = _table(ExceptionCase), _table(PlaybookState)
+        keys = ("tenant_id", "exception_id")
+        self.open_case = SqliteStatement.update(cases, CASE_COLUMNS, keys)
+        sets = ", ".join(f"{name} = ?" for name in CASE_COLUMNS)
+        self.finished_case = SqliteStatement(
+            f"UPDATE exceptions SET {sets}, resolved_at = COALESCE(resolved_at, ?) "
+            "WHERE tenant_id = ? AND exception_id = ?",
+            cases,
+            [*CASE_COLUMNS, "resolved_at", *keys],
+        )
+        updates = ", ".join(f"{name} = excluded.{name}" for name in PLAYBOOK_COLUMNS)
+        self.playbook = SqliteStatement.insert(
+            playbooks,
+            [*keys, *PLAYBOOK_COLUMNS],
+            on_conflict=f"(tenant_id, exception_id) DO UPDATE SET {updates}",
+        )
+
+    def project(
+        self,
+        tenant_id: str,
+        exception_id: str,
+        row: dict[str, Any],
+        finished: bool,
+        playbook: dict[str, Any] | None,
+    ) -> Callable[[sqlite3.Connection], None]:
+        keys = {"tenant_id": tenant_id, "exception_id": exception_id}
+
+        def work(connection: sqlite3.Connection) -> None:
+            statement = self.finished_case if finished else self.open_case
+            updated = connection.execute(
+                statement.sql, statement.params({**row, **keys, "resolved_at": row["updated_at"]})
+            )
+            if updated.rowcount != 1:
+                raise LookupError(f"no case {tenant_id}/{exception_id}")
+            if playbook is not None:
+                connection.execute(self.playbook.sql, self.playbook.params({**keys, **playbook}))
+
+        return work
+
+
+SQLITE = _SqliteProjection()

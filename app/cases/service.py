@@ -191,10 +191,7 @@ class CaseService:
         """Write what the graph decided for a case into the system of record (see projection). Once a
         finished case is recorded, the tables are its record: its checkpoints are deleted (a crash in
         between leaves them, unread: every read path reads the tables)."""
-        async with self.db.session() as session:
-            case = await session.get(ExceptionCase, (tenant_id, exception_id))
-            assert case is not None
-            await project(session, case, outcome.result, outcome.values)
+        await project(self.db, tenant_id, exception_id, outcome.result, outcome.values)
         if outcome.finished:
             await self.runner.compact(tenant_id, exception_id, "delete")
         return outcome.result
