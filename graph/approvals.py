@@ -25,7 +25,8 @@ def evidence_of(decisions: Sequence[AgentDecision], count: int) -> list[str]:
 def approval_view(
     request: ApprovalRequest, values: Mapping[str, Any], *, with_answers: bool = True
 ) -> dict[str, Any]:
-    """``request`` with its plan, draft and evidence filled in from ``values`` (the state).
+    """``request`` with its plan, draft and evidence filled in from ``values`` (the state). A request
+    checkpointed before requests referred to their evidence keeps the copy it carries.
 
     ``with_answers`` False leaves out the comments and refused answers gathered while it waits: the
     request as it was asked (the ``approval_requested`` event, the approvals table's payload)."""
@@ -36,5 +37,7 @@ def approval_view(
     }
     view["draft"] = values.get("draft")
     view["plan"] = list(values.get("plan") or [])
-    view["evidence"] = evidence_of(values.get("decisions") or [], request["evidenceDecisions"])
+    count = request.get("evidenceDecisions")
+    if count is not None:
+        view["evidence"] = evidence_of(values.get("decisions") or [], count)
     return view

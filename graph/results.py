@@ -23,7 +23,7 @@ def pending_request(snapshot: StateSnapshot) -> dict[str, Any] | None:
         value = interrupt.value
         if not isinstance(value, dict):
             continue
-        if value.get("kind") == "approval" and "evidenceDecisions" in value:
+        if value.get("kind") == "approval":
             request: ApprovalRequest = value  # type: ignore[assignment]  # the approval node's own value
             return {**approval_view(request, snapshot.values), "interruptId": interrupt.id}
         return {**value, "interruptId": interrupt.id}

@@ -11,7 +11,8 @@ This node deliberately has no error handler: a refused answer must not escalate 
 The wait also takes one command: ``Recalculate`` (``graph.recalculation``) matches playbooks again
 under the packs in force now and, when the choice changed, swaps in the new plan and asks again.
 The interrupt's value is the request as the state keeps it, with references (``graph.approvals``
-puts the plan, draft and evidence back together for people).
+puts the plan, draft and evidence back together for people). A request checkpointed before that
+(with copies, and its comments and refusals only once there were some) is still answered as it is.
 
 Approving an empty plan ("no plan is proposed") is refused the same way: approving nothing would
 let the case end RESOLVED with nothing done. The ways on are to reject it with a reason (with no
@@ -57,7 +58,7 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         note: ApprovalComment = {"actor": answer.actor, "comment": answer.comment, "at": ctx.now_iso()}
         event = audit_event(ctx, "approval", "approval_comment", note, actor=who)
         return {
-            "approvalRequest": {**request, "comments": [*request["comments"], note]},
+            "approvalRequest": {**request, "comments": [*request.get("comments", []), note]},
             "approval": None,
             "audit": [event],
         }
@@ -66,7 +67,7 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         data = {"reason": refusal, "decision": answer.decision}
         event = audit_event(ctx, "approval", "approval_refused", data, actor=who)
         return {
-            "approvalRequest": {**request, "refusals": [*request["refusals"], refusal]},
+            "approvalRequest": {**request, "refusals": [*request.get("refusals", []), refusal]},
             "approval": None,
             "audit": [event],
         }
@@ -76,7 +77,7 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         "actor": who,
         "comment": answer.comment,
         "reason": answer.reason,
-        "comments": request["comments"],
+        "comments": request.get("comments", []),
         "decidedAt": ctx.now_iso(),
     }
     said = "; ".join(text for text in (answer.reason, answer.comment) if text)
