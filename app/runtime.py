@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 from app.secrets import SecretScope
 from app.settings import Settings
 from graph.context import RunContext
+from graph.events import EventSink, MemoryEventSink
 from graph.llm import LlmClient, LlmConfig
 from packs.domain import DomainPack
 from packs.tenant import TenantPolicyPack
@@ -101,9 +102,12 @@ class Runtime:
     executors and notifiers are built per context, because each holds the secret scope of the one
     tenant (and pack owner) it serves."""
 
-    def __init__(self, settings: Settings, registry: PackLookup) -> None:
+    def __init__(self, settings: Settings, registry: PackLookup, *, events: EventSink | None = None) -> None:
         self.settings = settings
         self.registry = registry
+        self.events = events
+        """Where runs store their audit events (the server's tables); None: each context keeps its own
+        in memory (``exops run``). Evaluations (``record_only``) always keep theirs in memory."""
         self._llm: OrderedDict[LlmConfig, LlmClient] = OrderedDict()
         self.breakers = BreakerBoard(
             failure_threshold=settings.tool_breaker_failures,
@@ -188,4 +192,5 @@ class Runtime:
             llm=self.llm(config) if config is not None else None,
             approval_timeout_minutes=self.settings.approval_timeout_minutes,
             run_id=run_id,
+            events=self.events if self.events is not None and not record_only else MemoryEventSink(),
         )

@@ -38,3 +38,49 @@ async def open_checkpointer(
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
         await saver.setup()
         yield saver
+
+
+Compaction = Literal["keep_latest", "delete"]
+"""What is left of a finished case's checkpoints: its last one, or nothing.
+
+The server deletes the thread. A finished case's graph does nothing more, so nothing needs a
+checkpoint to continue it, and everything people and the API read is in the tables once the case is
+projected (``app.cases.record``); the last checkpoint would only repeat it (4 to 11 KB per case for
+the sample exceptions, against a goal of 15 KB for the whole case). The one thing a checkpoint still
+did for a finished case, telling a second run of the same exception that it already ran, the case
+row does in the server (``CaseService.process`` runs only a case not yet processed).
+
+``exops run`` keeps the last checkpoint: it has no tables, the checkpoint file is its only record of
+a result, and a second run of the same file must report the case, not run it again."""
+
+
+async def compact_thread(saver: BaseCheckpointSaver[str], thread_id: str, strategy: Compaction) -> None:
+    """Compact one finished thread with the checkpointer's own deletion or pruning.
+
+    ``delete`` is LangGraph's ``adelete_thread`` (every saver has it). ``keep_latest`` is LangGraph's
+    ``aprune`` where the saver has it (PostgreSQL); the SQLite saver has none, so its rows are pruned
+    here the way ``aprune`` defines it: the thread's latest checkpoint (which holds every channel's
+    value, so it reads back alone) and its writes stay, every earlier checkpoint and write goes.
+    The in-memory saver lives only as long as its process and is left as it is."""
+    if strategy == "delete":
+        await saver.adelete_thread(thread_id)
+        return
+    if isinstance(saver, AsyncSqliteSaver):
+        await saver.setup()
+        async with saver.lock, saver.conn.cursor() as cursor:
+            await cursor.execute(
+                "SELECT checkpoint_ns, MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ? "
+                "GROUP BY checkpoint_ns",
+                (thread_id,),
+            )
+            for namespace, latest in await cursor.fetchall():
+                for table in ("writes", "checkpoints"):
+                    await cursor.execute(
+                        f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id <> ?",
+                        (thread_id, namespace, latest),
+                    )
+            await saver.conn.commit()
+        return
+    if isinstance(saver, InMemorySaver):
+        return
+    await saver.aprune([thread_id], strategy="keep_latest")

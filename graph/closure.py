@@ -13,24 +13,24 @@ before: its approved process ran.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from graph.context import RunContext
+from graph.state import PlanItem, SkippedStep
 from graph.steps import StepResult
 
 
-def skipped_by_people(plan: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def skipped_by_people(plan: Sequence[PlanItem]) -> list[SkippedStep]:
     """The steps people skipped, in plan order: order, name, who and why. Steps the agent skipped on
     its own (nobody to notify, a status already set) are not choices and are not listed."""
     return [
-        {"order": item["order"], "name": item["name"], "by": item.get("completedBy"),
-         "reason": item.get("skipReason")}
+        SkippedStep(order=item["order"], name=item["name"], by=item.get("completedBy"),
+                    reason=item.get("skipReason"))
         for item in plan
         if item.get("status") == "SKIPPED" and item.get("completedBy")
     ]  # fmt: skip
 
 
-def did_work(ctx: RunContext, item: dict[str, Any]) -> bool:
+def did_work(ctx: RunContext, item: PlanItem) -> bool:
     """Whether this step acted on the exception (see the module docstring)."""
     if item.get("status") != "SUCCESS":
         return False
@@ -42,13 +42,13 @@ def did_work(ctx: RunContext, item: dict[str, Any]) -> bool:
     return tool is None or tool.mutating
 
 
-def describe_skip(skip: dict[str, Any]) -> str:
+def describe_skip(skip: SkippedStep) -> str:
     return (
         f"step {skip['order']} {skip['name']} skipped by {skip['by']}: {skip['reason'] or 'no reason given'}"
     )
 
 
-def nothing_done(ctx: RunContext, plan: Sequence[dict[str, Any]]) -> str | None:
+def nothing_done(ctx: RunContext, plan: Sequence[PlanItem]) -> str | None:
     """Why the case may not be called RESOLVED (people skipped steps and no work was done); None when
     it may."""
     skipped = skipped_by_people(plan)
@@ -57,9 +57,7 @@ def nothing_done(ctx: RunContext, plan: Sequence[dict[str, Any]]) -> str | None:
     return "nothing was done: " + "; ".join(describe_skip(skip) for skip in skipped)
 
 
-def withheld_resolution(
-    ctx: RunContext, plan: Sequence[dict[str, Any]], item: dict[str, Any]
-) -> StepResult | None:
+def withheld_resolution(ctx: RunContext, plan: Sequence[PlanItem], item: PlanItem) -> StepResult | None:
     """A ``set_status: RESOLVED`` step reached after people skipped everything that mattered does not
     run: the case is not resolved, and the feedback stage closes it without action."""
     if item["type"] != "set_status" or item.get("step", {}).get("status") != "RESOLVED":

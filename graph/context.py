@@ -1,7 +1,7 @@
 """Per-run context: the packs in force, the tool mode, the LLM and the adapters the app wires in.
 
 Context is not state: it is passed to every run (and every resume) and never checkpointed, so
-packs, clients and secrets stay out of the checkpoint store.
+packs, clients, secrets and the event sink stay out of the checkpoint store.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Literal
 
+from graph.events import EventSink, MemoryEventSink
 from graph.llm import LlmClient
 from graph.memory import SimilarCaseMemory
 from packs.domain import DomainPack
@@ -42,6 +43,8 @@ class RunContext:
     clock: Callable[[], datetime] = utc_now
     approval_timeout_minutes: int = 240
     run_id: str = "adhoc"
+    events: EventSink = field(default_factory=MemoryEventSink)
+    """Where nodes' audit events are stored (``graph.events``): the app's tables, or memory."""
 
     @property
     def pack_versions(self) -> dict[str, str]:

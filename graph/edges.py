@@ -8,25 +8,28 @@ from graph.state import CaseState
 
 
 def route_after_intake(state: CaseState) -> Literal["triage", "escalate"]:
-    return "triage" if state.get("exception", {}).get("exceptionType") else "escalate"
+    exception = state.get("exception")
+    return "triage" if exception and exception.get("exceptionType") else "escalate"
 
 
 def route_after_supervisor(
     state: CaseState,
 ) -> Literal["resolution", "approval", "execute", "feedback", "escalate"]:
-    review = state.get("review") or {}
-    if review.get("outcome") == "escalate":
+    review = state.get("review")
+    if review is None or review["outcome"] == "escalate":
         return "escalate"
-    if review.get("point") == "policy":
-        non_actionable = state.get("policy", {}).get("actionability") == "NON_ACTIONABLE_INFO_ONLY"
+    if review["point"] == "policy":
+        policy = state.get("policy")
+        non_actionable = policy is not None and policy["actionability"] == "NON_ACTIONABLE_INFO_ONLY"
         return "feedback" if non_actionable else "resolution"
-    return "approval" if review.get("outcome") == "require_approval" else "execute"
+    return "approval" if review["outcome"] == "require_approval" else "execute"
 
 
 def route_after_approval(state: CaseState) -> Literal["approval", "execute", "feedback", "escalate"]:
     """Undecided (a comment, a refused answer) waits again; approve, edit or takeover runs the plan;
     reject ends, or escalates when no plan was proposed (nobody would act); expiry escalates."""
-    decision = (state.get("approval") or {}).get("decision")
+    approval = state.get("approval")
+    decision = approval["decision"] if approval else None
     if decision is None:
         return "approval"
     if decision in ("approve", "edit", "takeover"):

@@ -6,6 +6,7 @@ These are pydantic (validated where data enters); the graph's state itself is pl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     PrivateAttr,
+    TypeAdapter,
     field_serializer,
     field_validator,
     model_validator,
@@ -196,6 +198,16 @@ class ApprovalAnswer(BaseModel):
         return self
 
 
+class Recalculate(BaseModel):
+    """The command to match playbooks again under the packs in force now (``graph.recalculation``),
+    given where an approval answer is awaited; the approval still waits afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: Literal["recalculate"]
+    actor: str = Field(min_length=1, max_length=200)
+
+
 class ManualStepAnswer(BaseModel):
     """A person completing or skipping the manual step the case is waiting on; skipping needs a reason."""
 
@@ -238,8 +250,14 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)  # type: ignore[no-any-return]
 
 
-def resume_type(model: type[BaseModel]) -> type:
-    """A type for ``interrupt(..., response_schema=...)`` that validates the answer with ``model``.
+def resume_type(
+    model: type[BaseModel] | TypeAdapter[Any],
+    *,
+    name: str | None = None,
+    validate: Callable[[Any], Any] | None = None,
+) -> type:
+    """A type for ``interrupt(..., response_schema=...)`` that validates the answer with ``model`` (a
+    model class, or a ``TypeAdapter`` for a union of them; ``validate`` replaces its validation).
 
     Given a model class, LangGraph builds its JSON schema on every interrupt (5 ms for
     ``ApprovalAnswer``, a tenth of a case's CPU). Given a plain dict it would skip validation, and a
@@ -247,12 +265,17 @@ def resume_type(model: type[BaseModel]) -> type:
     keeps LangGraph's validation (a bad answer raises before anything is saved, and the wait stays
     open) while handing it the schema computed once here.
     """
-    schema = _inline_refs(model.model_json_schema())
+    if isinstance(model, TypeAdapter):
+        schema = _inline_refs(model.json_schema())
+        check = validate or model.validate_python
+    else:
+        schema = _inline_refs(model.model_json_schema())
+        check = validate or model.model_validate
 
     class Answer:
         @classmethod
         def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-            return core_schema.no_info_plain_validator_function(model.model_validate)
+            return core_schema.no_info_plain_validator_function(check)
 
         @classmethod
         def __get_pydantic_json_schema__(
@@ -260,9 +283,22 @@ def resume_type(model: type[BaseModel]) -> type:
         ) -> dict[str, Any]:
             return schema
 
-    Answer.__name__ = Answer.__qualname__ = f"{model.__name__}Resume"
+    label = name or getattr(model, "__name__", "Answer")
+    Answer.__name__ = Answer.__qualname__ = f"{label}Resume"
     return Answer
 
 
-APPROVAL_RESUME = resume_type(ApprovalAnswer)
+def approval_input(value: Any) -> ApprovalAnswer | Recalculate:
+    """What an approval's wait accepts: the recalculation command (it names a ``command``), else a
+    person's answer, validated as such, so a bad answer's errors point at the answer's own fields."""
+    if isinstance(value, ApprovalAnswer | Recalculate):
+        return value
+    if isinstance(value, dict) and "command" in value:
+        return Recalculate.model_validate(value)
+    return ApprovalAnswer.model_validate(value)
+
+
+APPROVAL_RESUME = resume_type(
+    TypeAdapter(ApprovalAnswer | Recalculate), name="ApprovalAnswer", validate=approval_input
+)
 MANUAL_STEP_RESUME = resume_type(ManualStepAnswer)

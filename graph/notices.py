@@ -8,6 +8,7 @@ A notice that cannot be delivered never stops the case: the failure is recorded 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from graph.context import RunContext
@@ -27,7 +28,7 @@ SUBJECTS: dict[NoticeEvent, str] = {
 def notice_for(
     ctx: RunContext,
     event: NoticeEvent,
-    exception: dict[str, Any],
+    exception: Mapping[str, Any],
     *,
     group: str,
     text: str,

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from graph.context import RunContext
+from graph.state import PackDocument, PlanItem
 from graph.steps import template_values
 from packs.guardrails import effective_guardrails
 from packs.plan import PlannedStep, plan_playbook
@@ -21,8 +22,8 @@ def find_playbook(ctx: RunContext, playbook_id: str | None) -> Playbook | None:
     )
 
 
-def entry(planned: PlannedStep, values: Mapping[str, Any]) -> dict[str, Any]:
-    item = {
+def entry(planned: PlannedStep, values: Mapping[str, Any]) -> PlanItem:
+    item: PlanItem = {
         "order": planned.order,
         "type": planned.step.type,
         "name": planned.step.name,
@@ -46,7 +47,13 @@ def shown_instructions(text: str, values: Mapping[str, Any]) -> str:
         return text
 
 
-def build_plan(ctx: RunContext, playbook: Playbook, exception: Mapping[str, Any]) -> list[dict[str, Any]]:
+def playbook_record(playbook: Playbook) -> PackDocument:
+    """The playbook as the state keeps it: everything but its steps, which the plan holds (each plan
+    item carries its step), so they are not stored twice."""
+    return playbook.model_dump(mode="json", exclude_none=True, exclude={"steps"})
+
+
+def build_plan(ctx: RunContext, playbook: Playbook, exception: Mapping[str, Any]) -> list[PlanItem]:
     rails = effective_guardrails(ctx.domain.guardrails, ctx.tenant.guardrailOverrides)
     values = template_values(ctx, dict(exception))
     return [entry(planned, values) for planned in plan_playbook(playbook, ctx.domain, ctx.tenant, rails)]
@@ -54,7 +61,7 @@ def build_plan(ctx: RunContext, playbook: Playbook, exception: Mapping[str, Any]
 
 def plan_from_steps(
     ctx: RunContext, steps: Sequence[PlaybookStep], exception: Mapping[str, Any], *, name: str
-) -> list[dict[str, Any]]:
+) -> list[PlanItem]:
     """A plan for steps a person wrote (an edited plan), checked like a playbook's."""
     playbook = Playbook(
         id="EDITED", name=name, appliesTo=[exception["exceptionType"]], steps=list(steps), approved=False
@@ -62,7 +69,7 @@ def plan_from_steps(
     return build_plan(ctx, playbook, exception)
 
 
-def allowed_decisions(plan: Sequence[dict[str, Any]]) -> list[str]:
+def allowed_decisions(plan: Sequence[PlanItem]) -> list[str]:
     """What a person may answer an approval asking about ``plan``: no approve while it is empty."""
     return (
         ["approve", "reject", "edit", "comment", "takeover"]
@@ -71,7 +78,7 @@ def allowed_decisions(plan: Sequence[dict[str, Any]]) -> list[str]:
     )
 
 
-def takeover_plan(ctx: RunContext, who: str, exception: Mapping[str, Any]) -> list[dict[str, Any]]:
+def takeover_plan(ctx: RunContext, who: str, exception: Mapping[str, Any]) -> list[PlanItem]:
     """The plan of a case a person took over: one manual step, theirs. Nothing in it runs on its own,
     so the case stays open until they complete it (resolved) or skip it (closed without action)."""
     step = ManualStep(
@@ -83,14 +90,12 @@ def takeover_plan(ctx: RunContext, who: str, exception: Mapping[str, Any]) -> li
     return plan_from_steps(ctx, [step], exception, name="Taken over")
 
 
-def approve(plan: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def approve(plan: Sequence[PlanItem]) -> list[PlanItem]:
     """After a human approval, steps that waited for one may run; manual steps still wait for a person."""
-    approved = []
+    approved: list[PlanItem] = []
     for item in plan:
-        item = dict(item)
         if item["disposition"] == "needs_approval":
-            item["disposition"] = "auto"
-            item["reason"] = f"approved by a person ({item['reason']})"
+            item = {**item, "disposition": "auto", "reason": f"approved by a person ({item['reason']})"}
         approved.append(item)
     return approved
 

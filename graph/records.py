@@ -1,4 +1,8 @@
-"""Building the agent decisions and audit events every node appends to the state."""
+"""Building the agent decisions every node appends to the state, and the audit events it records.
+
+A node returns its audit events under ``"audit"`` in its update; that key is not state: the node
+wrapper (``graph.builder``) takes the events out and hands them to the run's event sink
+(``graph.events``), so the checkpoint never carries the audit trail."""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from graph.context import RunContext
-from graph.state import ActorType, AgentDecision, AuditEvent, Evidence, EvidenceKind, Stage
+from graph.state import Actor, ActorType, AgentDecision, AuditEvent, Evidence, EvidenceKind, Stage
 
-AGENT = {"type": "agent", "id": "exops"}
-SYSTEM = {"type": "system", "id": "exops"}
+AGENT: Actor = {"type": "agent", "id": "exops"}
+SYSTEM: Actor = {"type": "system", "id": "exops"}
 
 
 def evidence(kind: EvidenceKind, detail: str) -> Evidence:
@@ -22,19 +26,20 @@ def audit_event(
     event_type: str,
     data: Mapping[str, Any],
     *,
-    actor: Mapping[str, str] | None = None,
+    actor: Actor | None = None,
 ) -> AuditEvent:
+    who = actor or AGENT
     return {
         "type": event_type,
         "stage": stage,
-        "actor": dict(actor or AGENT),
+        "actor": {"type": who["type"], "id": who["id"]},
         "at": ctx.now_iso(),
         "packVersions": ctx.pack_versions,
         "data": dict(data),
     }
 
 
-def actor(actor_type: ActorType, actor_id: str) -> dict[str, str]:
+def actor(actor_type: ActorType, actor_id: str) -> Actor:
     return {"type": actor_type, "id": actor_id}
 
 
@@ -48,7 +53,8 @@ def decision_update(
     *,
     extra_audit: Iterable[AuditEvent] = (),
 ) -> dict[str, Any]:
-    """The state update recording a node's decision, in ``decisions`` and in the audit trail."""
+    """The update recording a node's decision: once in the state's ``decisions``, and as a
+    ``stage_decision`` event (after ``extra_audit``) for the audit trail."""
     record: AgentDecision = {
         "stage": stage,
         "decision": decision,

@@ -1,27 +1,38 @@
-"""Reading a case out of the graph's state: the result shape the CLI and the API return."""
+"""Reading a case out of the graph's state: the result shape the CLI and the API return.
+
+The state keeps references where people need copies (an approval's evidence, its plan): the readers
+here put them back together, so a result has the same fields whether its state is lean or not.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from langgraph.types import StateSnapshot
 
+from graph.approvals import approval_view
+from graph.state import ApprovalRequest
+from packs.common import FINISHED_STATUSES
+
 
 def pending_request(snapshot: StateSnapshot) -> dict[str, Any] | None:
-    """The approval or manual step the case is waiting on, if any."""
+    """The approval or manual step the case is waiting on, if any, as people are shown it."""
     for interrupt in snapshot.interrupts:
-        if isinstance(interrupt.value, dict):
-            return {**interrupt.value, "interruptId": interrupt.id}
+        value = interrupt.value
+        if not isinstance(value, dict):
+            continue
+        if value.get("kind") == "approval":
+            request: ApprovalRequest = value  # type: ignore[assignment]  # the approval node's own value
+            return {**approval_view(request, snapshot.values), "interruptId": interrupt.id}
+        return {**value, "interruptId": interrupt.id}
     return None
 
 
-def case_record(values: dict[str, Any]) -> dict[str, Any]:
-    """The canonical exception record: the record intake built, with status and audit trail."""
-    exception = dict(values.get("exception") or {})
-    exception["resolutionStatus"] = values.get("status", "OPEN")
-    exception["auditTrail"] = values.get("audit", [])
-    return exception
+def is_finished(values: Mapping[str, Any]) -> bool:
+    """Whether the graph will do nothing more with the case (its last stage has run)."""
+    return values.get("status") in FINISHED_STATUSES and values.get("outcome") is not None
 
 
 def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
@@ -31,7 +42,7 @@ def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
     policy = values.get("policy") or {}
     triage = values.get("triage") or {}
     pending = pending_request(snapshot)
-    asked = any(event["type"] == "approval_requested" for event in values.get("audit", []))
+    asked = bool(values.get("approvalRequest") or values.get("approval"))
     return {
         "exceptionId": exception.get("exceptionId") or (values.get("raw") or {}).get("exceptionId"),
         "tenantId": values.get("tenantId"),
@@ -40,9 +51,7 @@ def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
         "actionability": policy.get("actionability"),
         "selectedPlaybookId": policy.get("selectedPlaybookId"),
         "recommendedPlaybookId": policy.get("recommendedPlaybookId"),
-        "humanApprovalRequired": bool(policy.get("humanApprovalRequired") or values.get("approval") or asked)
-        if policy
-        else None,
+        "humanApprovalRequired": bool(policy.get("humanApprovalRequired") or asked) if policy else None,
         "resolutionStatus": values.get("status", "OPEN"),
         "confidence": values.get("confidence"),
         "assignedGroup": exception.get("assignedGroup"),
@@ -68,12 +77,16 @@ def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
 class CaseOutcome:
     """What a run or resume left behind, read from one snapshot: the result and the whole state.
 
-    The system of record needs both (the result for the case row, the state for the audit trail and
-    the plan); reading the state once for both saves a checkpoint read per run.
+    The system of record needs both (the result for the case row, the state for the plan and the
+    policy decision); reading the state once for both saves a checkpoint read per run.
     """
 
     result: dict[str, Any]
     values: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        return is_finished(self.values) and self.result.get("pending") is None
 
 
 def case_outcome(snapshot: StateSnapshot) -> CaseOutcome:

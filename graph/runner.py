@@ -3,6 +3,11 @@
 The thread id is derived from tenant and exception id, so a case's checkpoints are found again
 from any process. Answers are validated before the graph is resumed (a bad answer is refused and
 the case keeps waiting); an error that escapes the graph still ends the case in ESCALATED.
+
+A finished case's checkpoints are compacted (``graph.checkpoint.compact_thread``): by the runner
+itself when it is given ``compaction`` (``exops run``: the checkpoint file is the only record, so its
+last checkpoint stays), or by whoever keeps the record, once the record is written (the server deletes
+the thread after projecting the case into its tables: ``compact``).
 """
 
 from __future__ import annotations
@@ -12,12 +17,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
 from pydantic import ValidationError
 
+from graph.checkpoint import Compaction, compact_thread
 from graph.context import RunContext
-from graph.inputs import ApprovalAnswer, ManualStepAnswer, RawException, with_exception_id
+from graph.events import CaseKey, event_keys
+from graph.inputs import ApprovalAnswer, ManualStepAnswer, RawException, Recalculate, with_exception_id
 from graph.records import decision_update, evidence
 from graph.results import CaseOutcome, case_outcome, pending_request
 
@@ -49,9 +57,13 @@ def config_for(tenant_id: str, exception_id: str, run_id: str) -> RunnableConfig
 
 
 class CaseRunner:
-    def __init__(self, graph: Graph, *, durability: Durability = "sync") -> None:
+    def __init__(
+        self, graph: Graph, *, durability: Durability = "sync", compaction: Compaction | None = None
+    ) -> None:
         self.graph = graph
         self.durability: Durability = durability
+        self.compaction: Compaction | None = compaction
+        """What to keep of a case's checkpoints once it finishes; None leaves that to the caller."""
 
     async def start(self, ctx: RunContext, raw: RawException) -> dict[str, Any]:
         """Run a new exception through the graph; its result."""
@@ -66,11 +78,25 @@ class CaseRunner:
         if existing.values:
             if existing.next and not existing.interrupts:  # cut off mid-run (a crash): carry on
                 await self.invoke(None, config, ctx)
-                return await self.outcome(ctx.tenant.tenantId, raw.exceptionId)
+                return await self._settled(ctx.tenant.tenantId, raw.exceptionId)
             return case_outcome(existing)  # the same exception again: report it, never process it twice
         state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
         await self.invoke(state, config, ctx)
-        return await self.outcome(ctx.tenant.tenantId, raw.exceptionId)
+        return await self._settled(ctx.tenant.tenantId, raw.exceptionId)
+
+    async def _settled(self, tenant_id: str, exception_id: str) -> CaseOutcome:
+        """The outcome of a run or resume just ended, the case compacted if it finished and the runner
+        keeps the record (``compaction``)."""
+        outcome = await self.outcome(tenant_id, exception_id)
+        if outcome.finished and self.compaction is not None:
+            await self.compact(tenant_id, exception_id, self.compaction)
+        return outcome
+
+    async def compact(self, tenant_id: str, exception_id: str, strategy: Compaction) -> None:
+        """Compact a finished case's checkpoints (``graph.checkpoint.compact_thread``)."""
+        saver = self.graph.checkpointer
+        if isinstance(saver, BaseCheckpointSaver):
+            await compact_thread(saver, thread_id(tenant_id, exception_id), strategy)
 
     async def result(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
         return (await self.outcome(tenant_id, exception_id)).result
@@ -83,7 +109,7 @@ class CaseRunner:
         return case_outcome(snapshot)
 
     async def values(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
-        """The whole state of a case (its audit trail included)."""
+        """The state of a case; empty once a finished case's checkpoints were deleted."""
         snapshot = await self.graph.aget_state(config_for(tenant_id, exception_id, "read"))
         return dict(snapshot.values)
 
@@ -123,7 +149,18 @@ class CaseRunner:
             ) from None
         config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
         await self.invoke(Command(resume=answer), config, ctx)
-        return await self.outcome(ctx.tenant.tenantId, exception_id)
+        return await self._settled(ctx.tenant.tenantId, exception_id)
+
+    async def recalculate(self, ctx: RunContext, exception_id: str, who: str) -> CaseOutcome:
+        """Have the case match playbooks again under ``ctx``'s packs (``graph.recalculation``): a
+        command the waiting approval node takes; the case waits for its approval afterwards."""
+        waiting = await self.pending(ctx.tenant.tenantId, exception_id)
+        if waiting is None or waiting.get("kind") != "approval":
+            raise NothingPending(f"case {exception_id} is not waiting for its approval")
+        command = Recalculate(command="recalculate", actor=who).model_dump()
+        config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
+        await self.invoke(Command(resume=command), config, ctx)
+        return await self._settled(ctx.tenant.tenantId, exception_id)
 
     async def invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> None:
         """Run (or resume) the graph; an error that escapes every node still escalates the case."""
@@ -135,11 +172,18 @@ class CaseRunner:
             await self._escalate_after_crash(config, ctx, exc)
 
     async def _escalate_after_crash(self, config: RunnableConfig, ctx: RunContext, exc: Exception) -> None:
+        """Record the failure as the escalate stage would (its events through the sink, keyed by that
+        stage's next visit) and run the case on from there."""
         message = f"{type(exc).__name__}: {exc}"
         reason = f"the graph failed: {message}"
         recorded = decision_update(ctx, "escalate", "FAILED", 0.0, [evidence("error", reason)], "escalate")
+        values = (await self.graph.aget_state(config)).values
+        visit = values.get("visits", {}).get("escalate", 0) + 1
+        case = CaseKey(ctx.tenant.tenantId, str(values.get("raw", {}).get("exceptionId")))
+        await ctx.events.write(case, event_keys("escalate", visit, recorded.pop("audit"), failed=True))
         update = {
             **recorded,
+            "visits": {"escalate": 1},
             "error": {"stage": "graph", "message": message},
             "escalation": {"reason": reason, "queue": ctx.tenant.escalationQueue, "at": ctx.now_iso()},
             "status": "ESCALATED",

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from graph.context import RunContext
 from graph.notices import deliver, notice_for
+from graph.state import ExceptionRecord, PackDocument, PlanItem
 from graph.status import can_transition
 from packs.common import ResolutionStatus
 from tools.executor import ToolCall, ToolOutcome
@@ -29,10 +31,10 @@ StepEvent = tuple[str, dict[str, Any]]
 
 @dataclass
 class StepResult:
-    outcome: str  # SUCCESS, FAILED or SKIPPED
+    outcome: Literal["SUCCESS", "FAILED", "SKIPPED"]
     detail: str
     events: list[StepEvent] = field(default_factory=list)
-    exception: dict[str, Any] | None = None
+    exception: ExceptionRecord | None = None
     status: ResolutionStatus | None = None
     arguments: dict[str, Any] | None = None
     """call_tool steps: the rendered arguments (a rollback may reuse them)."""
@@ -42,7 +44,7 @@ class StepResult:
         return self.outcome != "FAILED"
 
 
-def template_values(ctx: RunContext, exception: dict[str, Any], **more: Any) -> dict[str, Any]:
+def template_values(ctx: RunContext, exception: Mapping[str, Any], **more: Any) -> dict[str, Any]:
     """What step placeholders can refer to: the exception, the domain and the tenant."""
     tenant = ctx.tenant
     return {
@@ -65,7 +67,7 @@ def idempotency_key(exception_id: str, order: int, tool: str, arguments: dict[st
 
 
 async def call_tool(
-    ctx: RunContext, exception: dict[str, Any], tool_name: str, arguments: dict[str, Any], order: int
+    ctx: RunContext, exception: ExceptionRecord, tool_name: str, arguments: dict[str, Any], order: int
 ) -> ToolOutcome | str:
     """The tool's outcome, or why it could not even be attempted (the domain does not define it)."""
     tool = ctx.tools.get(tool_name)
@@ -101,7 +103,7 @@ def _describe(tool: str, outcome: ToolOutcome | str) -> tuple[bool, str]:
     return outcome.ok, f"{tool}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else "")
 
 
-async def _notify(ctx: RunContext, step: dict[str, Any], exception: dict[str, Any], where: str) -> StepResult:
+async def _notify(ctx: RunContext, step: PackDocument, exception: ExceptionRecord, where: str) -> StepResult:
     values = template_values(ctx, exception)
     group = step.get("group") or exception.get("assignedGroup") or ctx.tenant.defaultGroup
     message = render_value(step["message"], values, f"{where}.message")
@@ -123,7 +125,7 @@ async def _notify(ctx: RunContext, step: dict[str, Any], exception: dict[str, An
 
 
 async def run_step(
-    ctx: RunContext, item: dict[str, Any], exception: dict[str, Any], status: ResolutionStatus
+    ctx: RunContext, item: PlanItem, exception: ExceptionRecord, status: ResolutionStatus
 ) -> StepResult:
     step = item["step"]
     kind = step["type"]
@@ -137,7 +139,7 @@ async def run_step(
                 "assignedGroup"
             )
             owner = render_value(step.get("owner"), values, f"{where}.owner")
-            changed = {**exception, "assignedGroup": group, "owner": owner}
+            changed: ExceptionRecord = {**exception, "assignedGroup": group, "owner": owner}
             data = {"group": group, "owner": owner}
             return StepResult("SUCCESS", f"assigned to {owner or group}", [("owner_assigned", data)], changed)
         if kind == "set_status":
@@ -169,7 +171,7 @@ async def run_step(
 
 
 async def rollback(
-    ctx: RunContext, playbook: dict[str, Any], exception: dict[str, Any], failed: dict[str, Any],
+    ctx: RunContext, playbook: PackDocument, exception: ExceptionRecord, failed: PlanItem,
     arguments: dict[str, Any] | None,
 ) -> tuple[str, dict[str, Any] | None]:  # fmt: skip
     """Run the playbook's rollback tool after ``failed``; a sentence for the escalation and its event.

@@ -19,10 +19,11 @@ def test_bench_runs_and_prints_the_figures_as_json() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
 
     for name in ("pipeline_ratio", "ingest_ratio", "pipeline_ours_eps", "pipeline_bare_eps", "ingest_ours_rps",
-                 "ingest_bare_rps", "checkpoint_bytes_per_exception", "db_rows_per_exception", "peak_memory_mb"):  # fmt: skip
+                 "ingest_bare_rps", "checkpoint_bytes_per_exception", "db_rows_per_exception", "peak_memory_mb",
+                 "storage_bytes_per_case"):  # fmt: skip
         assert isinstance(figures[name], int | float) and figures[name] > 0, name
-    assert figures["goals"] == {"pipeline": 0.6, "ingest": 0.7}
-    assert set(figures["met"]) == {"pipeline", "ingest"}
+    assert figures["goals"] == {"pipeline": 0.8, "ingest": 0.7, "storage_bytes_per_case": 15_000}
+    assert set(figures["met"]) == {"pipeline", "ingest", "storage"}
     assert all(isinstance(met, bool) for met in figures["met"].values())
     assert figures["machine"]["cpu_count"] >= 1 and figures["machine"]["python"]
     pipeline = figures["pipeline"]
@@ -32,6 +33,10 @@ def test_bench_runs_and_prints_the_figures_as_json() -> None:
         and len(pipeline["ours_eps_by_round"]) == 1
     )
     assert pipeline["db_rows_by_table"]["exceptions"] == 1.0  # one case row per exception processed
+    storage = pipeline["storage"]
+    assert storage["finished_cases"] >= 1  # the mix's first examples finish
+    parts = storage["checkpoint_bytes_per_case"] + storage["table_bytes_per_case"]
+    assert abs(figures["storage_bytes_per_case"] - parts) <= 1  # each part rounded on its own
     assert all(key.split("/")[0] in ("done", "waiting") for key in pipeline["outcomes"])
     assert figures["ingest"]["requests_per_round"] == 10
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,23 @@ def test_sample_run_shows_each_branch(tmp_path: Path) -> None:
 
 
 def test_rerun_reports_without_processing_twice(tmp_path: Path) -> None:
-    first = json.loads(run(tmp_path, str(EXAMPLES), "--tenant", "globex-markets", "--json")[1])
+    first = json.loads(run(tmp_path, str(EXAMPLES), "--tenant", "globex-markets", "--json", "--audit")[1])
     second = json.loads(run(tmp_path, str(EXAMPLES), "--tenant", "globex-markets", "--json")[1])
     assert [len(r["stages"]) for r in first["results"]] == [len(r["stages"]) for r in second["results"]]
+    assert [r["resolutionStatus"] for r in first["results"]] == [
+        r["resolutionStatus"] for r in second["results"]
+    ]
+    assert all(r["auditTrail"] for r in first["results"])  # this command's runs, from its event sink
+    # the checkpoint file is the record here: a finished case keeps its last checkpoint, the rest goes
+    with sqlite3.connect(tmp_path / "cp.sqlite") as connection:
+        kept = dict(
+            connection.execute("SELECT thread_id, COUNT(*) FROM checkpoints GROUP BY thread_id").fetchall()
+        )
+    finished = [r["exceptionId"] for r in first["results"] if r["pending"] is None]
+    waiting = [r["exceptionId"] for r in first["results"] if r["pending"] is not None]
+    assert finished and waiting
+    assert all(kept[f"globex-markets:{exception_id}"] == 1 for exception_id in finished)
+    assert all(kept[f"globex-markets:{exception_id}"] > 1 for exception_id in waiting)
 
 
 def test_table_and_progress_without_json(tmp_path: Path) -> None:

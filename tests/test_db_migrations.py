@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
+from sqlalchemy.dialects import postgresql
 
 from app.db.migrate import upgrade
 from app.db.models import Base
@@ -39,3 +42,71 @@ def test_migrations_match_the_models(database_url: str) -> None:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def test_0010_rewrites_older_playbook_rows_for_the_read_paths(database_url: str) -> None:
+    """Rows projected before 0010 held the playbook document; they become the operator's view, and a
+    case the policy decided without a playbook gets a row for its selection."""
+    json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    tenants = sa.table("tenants", sa.column("tenant_id"), sa.column("name"), sa.column("active"),
+                       sa.column("created_at", sa.DateTime))  # fmt: skip
+    cases = sa.table(
+        "exceptions", *(sa.column(c) for c in ("tenant_id", "exception_id", "source_system", "status",
+                                              "actionability", "processing", "events_synced")),
+        sa.column("raw", json), sa.column("result", json), sa.column("received_at", sa.DateTime),
+        sa.column("updated_at", sa.DateTime),
+    )  # fmt: skip
+    playbooks = sa.table("playbook_states", sa.column("tenant_id"), sa.column("exception_id"),
+                         sa.column("playbook_id"), sa.column("playbook", json), sa.column("steps", json),
+                         sa.column("updated_at", sa.DateTime))  # fmt: skip
+    approvals = sa.table("approvals", *(sa.column(c) for c in ("tenant_id", "approval_id", "exception_id", "status",
+                                                               "decision", "decided_by")),
+                         sa.column("payload", json), sa.column("created_at", sa.DateTime),
+                         sa.column("deadline", sa.DateTime), sa.column("decided_at", sa.DateTime))  # fmt: skip
+    upgrade(database_url, "0007")
+    engine = create_engine(sync_url(database_url))
+    document = {"id": "PB-1", "name": "Resubmit", "version": "1.0.0", "description": "d", "appliesTo": ["X"],
+                "steps": [{"type": "notify", "name": "n"}]}  # fmt: skip
+    result = {"selectedPlaybookId": "PB-1", "recommendedPlaybookId": "PB-1"}
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(tenants).values(tenant_id="t", name="T", active=True, created_at=now)
+            )
+            for exception_id, actionability in (("A", "ACTIONABLE_APPROVED_PROCESS"), ("B", "ACTIONABLE_APPROVED_PROCESS"),
+                                                ("C", "NON_ACTIONABLE_INFO_ONLY")):  # fmt: skip
+                connection.execute(sa.insert(cases).values(
+                    tenant_id="t", exception_id=exception_id, source_system="s", status="RESOLVED",
+                    actionability=actionability, processing="done", events_synced=0, raw={}, received_at=now,
+                    updated_at=now, result=result if exception_id != "C" else {},
+                ))  # fmt: skip
+            for exception_id in ("A", "B"):
+                connection.execute(sa.insert(playbooks).values(tenant_id="t", exception_id=exception_id,
+                                                               playbook_id="PB-1", playbook=document,
+                                                               steps=[{"order": 1}], updated_at=now))  # fmt: skip
+            connection.execute(sa.insert(approvals).values(tenant_id="t", approval_id="APR-B-1", exception_id="B",
+                                                           status="TAKEN_OVER", decision="takeover", decided_by="bob",
+                                                           payload={}, created_at=now, deadline=now, decided_at=now))  # fmt: skip
+        upgrade(database_url)
+        with engine.connect() as connection:
+            rows = {
+                row.exception_id: row
+                for row in connection.execute(
+                    sa.select(
+                        playbooks.c.exception_id, playbooks.c.playbook, sa.column("selection", json)
+                    ).select_from(playbooks)
+                )
+            }
+    finally:
+        engine.dispose()
+    assert rows["A"].playbook == {"id": "PB-1", "name": "Resubmit", "version": "1.0.0", "description": "d",
+                                  "approvedForTenant": True, "origin": None, "appliesTo": ["X"], "match": {},
+                                  "priority": None, "successCriteria": []}  # fmt: skip
+    assert rows["A"].selection == {"actionability": "ACTIONABLE_APPROVED_PROCESS", "selectedPlaybookId": "PB-1",
+                                   "recommendedPlaybookId": "PB-1", "reasoning": None, "candidates": []}  # fmt: skip
+    assert (
+        rows["B"].playbook["id"] == "TAKEOVER"
+        and "bob took the case over" in rows["B"].playbook["description"]
+    )
+    assert rows["C"].playbook is None and rows["C"].selection["actionability"] == "NON_ACTIONABLE_INFO_ONLY"

@@ -18,6 +18,7 @@ import respx
 
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
+from graph.events import MemoryEventSink
 from graph.runner import CaseRunner
 from tests.graph_helpers import LLM_BASE, completion, context, raw, schema_name
 
@@ -107,8 +108,8 @@ async def test_llm_summary_and_usage_in_the_audit_trail(runner: CaseRunner) -> N
         result["summary"]
         == "Trade T-1 failed: counterparty lacked securities. Likely causes: short position."
     )
-    snapshot = await runner.graph.aget_state({"configurable": {"thread_id": "mini-bank:E-SUM"}})
-    calls = [e["data"] for e in snapshot.values["audit"] if e["type"] == "llm_call"]
+    assert isinstance(ctx.events, MemoryEventSink)  # the audit trail is the sink's, not the state's
+    calls = [e["data"] for e in ctx.events.trail("mini-bank", "E-SUM") if e["type"] == "llm_call"]
     assert {c["promptId"] for c in calls} == {"triage_summary", "supervisor_review"}
     assert all(
         c["model"] and c["totalTokens"] == 120 and c["promptVersion"] >= 1 and "latencyMs" in c for c in calls
@@ -137,12 +138,13 @@ async def test_a_429_is_retried_by_the_node_retry_policy(runner: CaseRunner) -> 
 
     with respx.mock(base_url=LLM_BASE) as mock:
         mock.post("/chat/completions").mock(side_effect=llm_replies(PlaybookDraft=rate_limited_once))
-        result = await runner.start(context(llm=True), raw("E-429", "POSITION_BREAK", tradeId="T"))
+        ctx = context(llm=True)
+        result = await runner.start(ctx, raw("E-429", "POSITION_BREAK", tradeId="T"))
     assert len(seen) == 2 and result["draft"] is not None
-    snapshot = await runner.graph.aget_state({"configurable": {"thread_id": "mini-bank:E-429"}})
+    assert isinstance(ctx.events, MemoryEventSink)
     attempts = [
         e["data"].get("nodeAttempt")
-        for e in snapshot.values["audit"]
+        for e in ctx.events.trail("mini-bank", "E-429")
         if e["type"] == "llm_call" and e["stage"] == "resolution"
     ]
     assert attempts == [2]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from app.cli.main import cli
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
+from graph.events import MemoryEventSink
 from graph.inputs import RawException
 from graph.runner import CaseRunner
 from tests.api_helpers import Api
@@ -145,7 +146,9 @@ class TestTheGraph:
         assert exception["sourceClaims"]["detectedRules"] == LEGACY_RECORD["detectedRules"]
         assert exception["sourceClaims"]["normalizedContext"]["attributes"] == {"tradeId": "FORGED"}
         assert exception["sourceClaims"]["currentPlaybookId"] == 7
-        assert [e["actor"] for e in values["audit"]][:1] != ["TriageAgent"]  # our trail is ours
+        assert isinstance(ctx.events, MemoryEventSink)
+        trail = ctx.events.trail(ctx.tenant.tenantId, "exc_ORD-001")
+        assert trail and all(e["actor"]["id"] != "TriageAgent" for e in trail)  # our trail is ours
         assert any("kept under sourceClaims" in detail for detail in intake_evidence(result))
 
     async def test_a_type_only_in_the_payload_is_read_from_there(self, runner: CaseRunner) -> None:

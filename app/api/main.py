@@ -22,6 +22,7 @@ from app.api.headers import SecurityHeaders
 from app.api.limits import BodyLimits, RateLimiter
 from app.api.media import declared_media_type
 from app.approvals.views import router as approvals_router
+from app.cases.events import DatabaseEventSink
 from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
 from app.cases.views import router as cases_router
@@ -80,7 +81,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             )
             saver = await stack.enter_async_context(open_checkpointer("postgres", url=plain))
         store = PackStore()
-        runtime = Runtime(settings, store)
+        runtime = Runtime(settings, store, events=DatabaseEventSink(db))
         runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
         cases = CaseService(db, runner, runtime, concurrency=settings.worker_concurrency)
         services = Services(

@@ -38,6 +38,7 @@ from app.admin.accounts import ensure_tenant
 from app.api.deps import Services
 from app.api.main import open_services
 from app.bench import TENANT, BenchError, Progress, bench_settings, sample_exceptions
+from app.bench.storage import CaseStorage, measure_case_storage
 from app.settings import Settings
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
@@ -240,6 +241,7 @@ class PipelineFigures:
     bare_storage: Storage
     db_rows_per_exception: float
     db_rows_by_table: dict[str, float]
+    case_storage: CaseStorage
     outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -302,5 +304,6 @@ async def measure_pipeline(
         bare_storage=storage(bare.path, bare.processed),
         db_rows_per_exception=sum(added.values()) / ours.processed,
         db_rows_by_table={table: count / ours.processed for table, count in sorted(added.items()) if count},
+        case_storage=measure_case_storage(ours.db_path, settings.checkpoint_path),
         outcomes=outcomes,
     )

@@ -1,131 +1,146 @@
 """Writing what the graph decided into the system of record.
 
-The graph's checkpoint holds the working state; the tables hold what operators and reports query.
-After every run or resume, ``project`` copies the new part of the audit trail into
-``exception_events`` (append-only, numbered), updates the case row, the approval rows, the playbook
-state and the tool executions. Events are copied from where the last projection stopped, so
-projecting twice adds nothing.
+The audit trail is not projected: the graph's event sink (``app.cases.events``) wrote each event,
+and the rows it implies (tool executions, approvals), as the nodes finished. After every run or
+resume, ``project`` writes the rest from the graph's state, in one transaction: the case row (status,
+canonical record, the result without what other rows already hold) and the playbook row (the plan,
+the playbook as operators see it, the policy's selection). Projecting twice writes the same values.
+Both are plain statements, an update and an upsert, with no read first: on SQLite through the
+database's in-place writer (``app.db.inplace``), like the events.
+
+Once a finished case is projected, the tables are its whole record (``app.cases.record``) and its
+checkpoints can go (``CaseService.record_result``).
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-from app.db.models import Approval, ExceptionCase, ExceptionEvent, PlaybookState, ToolExecution
+from app.cases.record import playbook_info, selection_of, stored_result
+from app.db.inplace import SqliteStatement
+from app.db.models import ExceptionCase, PlaybookState
+from app.db.session import Database
 from app.db.types import utc_now
 from packs.common import FINISHED_STATUSES
 
-DECISION_STATUS = {"approve": "APPROVED", "edit": "EDITED", "reject": "REJECTED", "expire": "EXPIRED",
-                   "takeover": "TAKEN_OVER"}  # fmt: skip
+CASE_COLUMNS = ("exception_type", "severity", "status", "actionability", "playbook_id", "assigned_group", "confidence",
+                "summary", "record", "result", "processing", "updated_at")  # fmt: skip
+PLAYBOOK_COLUMNS = ("playbook_id", "playbook", "steps", "current_step", "selection", "updated_at")
 
 
-def _when(value: str | None) -> datetime:
-    return datetime.fromisoformat(value) if value else utc_now()
+def case_row(result: dict[str, Any], values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "exception_type": result.get("exceptionType"),
+        "severity": result.get("severity"),
+        "status": result.get("resolutionStatus") or "OPEN",
+        "actionability": result.get("actionability"),
+        "playbook_id": result.get("selectedPlaybookId") or result.get("recommendedPlaybookId"),
+        "assigned_group": result.get("assignedGroup"),
+        "confidence": result.get("confidence"),
+        "summary": result.get("summary"),
+        "record": values.get("exception") or None,
+        "result": stored_result(result),
+        "processing": "waiting" if result.get("pending") else "done",
+        "updated_at": now,
+    }
+
+
+def playbook_row(values: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The case's playbook row once the policy decided (a case that never got that far has none)."""
+    policy = values.get("policy")
+    if policy is None:
+        return None
+    plan = values.get("plan") or []
+    cursor = values.get("cursor", 0)
+    return {
+        "playbook_id": (values.get("playbook") or {}).get("id"),
+        "playbook": playbook_info(values),
+        "steps": plan,
+        "current_step": plan[cursor]["order"] if cursor < len(plan) else None,
+        "selection": selection_of(policy),
+        "updated_at": now,
+    }
 
 
 async def project(
-    session: AsyncSession, case: ExceptionCase, result: dict[str, Any], values: dict[str, Any]
+    db: Database, tenant_id: str, exception_id: str, result: dict[str, Any], values: dict[str, Any]
 ) -> None:
-    audit: list[dict[str, Any]] = values.get("audit", [])
-    first_projection = case.events_synced == 0
-    fresh = audit[case.events_synced :]
-    rows = []
-    for offset, event in enumerate(fresh):
-        actor = event.get("actor", {})
-        rows.append(
-            {
-                "tenant_id": case.tenant_id, "exception_id": case.exception_id,
-                "seq": case.events_synced + offset + 1, "type": event["type"], "stage": event["stage"],
-                "actor_type": actor.get("type", "agent"), "actor_id": actor.get("id", "exops"),
-                "at": _when(event.get("at")), "pack_versions": event.get("packVersions", {}),
-                "data": event.get("data", {}),
-            }
-        )  # fmt: skip
-        await _side_tables(session, case, event)
-    if rows:  # one multi-row INSERT: a case adds about a dozen events per run
-        await session.execute(insert(ExceptionEvent), rows)
-    case.events_synced = len(audit)
-    exception = values.get("exception") or {}
-    case.exception_type = result.get("exceptionType")
-    case.severity = result.get("severity")
-    case.status = result.get("resolutionStatus") or case.status
-    case.actionability = result.get("actionability")
-    case.playbook_id = result.get("selectedPlaybookId") or result.get("recommendedPlaybookId")
-    case.assigned_group = result.get("assignedGroup")
-    case.confidence = result.get("confidence")
-    case.summary = result.get("summary")
-    case.record = exception or None
-    case.result = result
-    case.processing = "waiting" if result.get("pending") else "done"
-    if case.status in FINISHED_STATUSES and case.resolved_at is None:
-        case.resolved_at = utc_now()
-    await _playbook_state(session, case, values, exists=not first_projection)
-
-
-async def _side_tables(session: AsyncSession, case: ExceptionCase, event: dict[str, Any]) -> None:
-    data = event.get("data", {})
-    kind = event["type"]
-    if kind == "approval_requested":
-        session.add(
-            Approval(
-                approval_id=data["approvalId"], tenant_id=case.tenant_id, exception_id=case.exception_id,
-                status="PENDING", severity=data.get("severity"), payload=data,
-                created_at=_when(data.get("requestedAt")), deadline=_when(data.get("deadline")),
-            )
-        )  # fmt: skip
-        await session.flush()
-    elif kind == "approval_decided":
-        approval = await session.get(Approval, (case.tenant_id, data["approvalId"]))
-        if approval is not None:
-            approval.status = DECISION_STATUS.get(data.get("decision", ""), "DECIDED")
-            approval.decision = data.get("decision")
-            approval.decided_by = (data.get("actor") or {}).get("id")
-            approval.decided_at = _when(data.get("decidedAt"))
-            approval.comment = data.get("comment")
-            approval.reason = data.get("reason")
-    elif kind in ("tool_call", "rollback"):
-        session.add(
-            ToolExecution(
-                tenant_id=case.tenant_id, exception_id=case.exception_id, tool=data.get("tool", "?"),
-                status=data.get("status", "?"), mode=data.get("mode") or "dry-run",
-                attempts=int(data.get("attempts") or 0), latency_ms=float(data.get("latencyMs") or 0.0),
-                arguments=data.get("arguments") or {}, request=data.get("request") or {},
-                response=data.get("response"), error=data.get("error"), at=_when(event.get("at")),
-                breaker=data.get("breaker"), attempt_log=data.get("attemptLog"),
-            )
-        )  # fmt: skip
-
-
-async def _playbook_state(
-    session: AsyncSession, case: ExceptionCase, values: dict[str, Any], *, exists: bool
-) -> None:
-    """Create or update the case's playbook row (``exists`` is False at the first projection: there is
-    nothing to look up yet)."""
-    plan = values.get("plan")
-    if plan is None:
+    now = utc_now()
+    row = case_row(result, values, now)
+    finished = row["status"] in FINISHED_STATUSES
+    playbook = playbook_row(values, now)
+    if db.inplace is not None:
+        await db.inplace.run(SQLITE.project(tenant_id, exception_id, row, finished, playbook))
         return
-    state = await session.get(PlaybookState, (case.tenant_id, case.exception_id)) if exists else None
-    if state is None:
-        state = PlaybookState(tenant_id=case.tenant_id, exception_id=case.exception_id, steps=[])
-        session.add(state)
-    playbook = values.get("playbook") or {}
-    cursor = values.get("cursor", 0)
-    state.playbook_id = playbook.get("id")
-    state.playbook = playbook or None
-    state.steps = plan
-    state.current_step = plan[cursor]["order"] if cursor < len(plan) else None
-
-
-async def pending_approval(session: AsyncSession, tenant_id: str, exception_id: str) -> Approval | None:
-    rows = await session.execute(
-        select(Approval).where(
-            Approval.tenant_id == tenant_id,
-            Approval.exception_id == exception_id,
-            Approval.status == "PENDING",
+    async with db.engine.begin() as connection:
+        resolved = {"resolved_at": func.coalesce(ExceptionCase.resolved_at, now)} if finished else {}
+        updated = await connection.execute(
+            update(ExceptionCase)
+            .where(ExceptionCase.tenant_id == tenant_id, ExceptionCase.exception_id == exception_id)
+            .values(**row, **resolved)
         )
-    )
-    return rows.scalars().first()
+        if updated.rowcount != 1:
+            raise LookupError(f"no case {tenant_id}/{exception_id}")
+        if playbook is not None:
+            keys = {"tenant_id": tenant_id, "exception_id": exception_id}
+            statement = postgresql_insert(PlaybookState).values(**keys, **playbook)
+            await connection.execute(
+                statement.on_conflict_do_update(index_elements=list(keys), set_=playbook)
+            )
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+class _SqliteProjection:
+    def __init__(self) -> None:
+        cases, playbooks = _table(ExceptionCase), _table(PlaybookState)
+        keys = ("tenant_id", "exception_id")
+        self.open_case = SqliteStatement.update(cases, CASE_COLUMNS, keys)
+        sets = ", ".join(f"{name} = ?" for name in CASE_COLUMNS)
+        self.finished_case = SqliteStatement(
+            f"UPDATE exceptions SET {sets}, resolved_at = COALESCE(resolved_at, ?) "
+            "WHERE tenant_id = ? AND exception_id = ?",
+            cases,
+            [*CASE_COLUMNS, "resolved_at", *keys],
+        )
+        updates = ", ".join(f"{name} = excluded.{name}" for name in PLAYBOOK_COLUMNS)
+        self.playbook = SqliteStatement.insert(
+            playbooks,
+            [*keys, *PLAYBOOK_COLUMNS],
+            on_conflict=f"(tenant_id, exception_id) DO UPDATE SET {updates}",
+        )
+
+    def project(
+        self,
+        tenant_id: str,
+        exception_id: str,
+        row: dict[str, Any],
+        finished: bool,
+        playbook: dict[str, Any] | None,
+    ) -> Callable[[sqlite3.Connection], None]:
+        keys = {"tenant_id": tenant_id, "exception_id": exception_id}
+
+        def work(connection: sqlite3.Connection) -> None:
+            statement = self.finished_case if finished else self.open_case
+            updated = connection.execute(
+                statement.sql, statement.params({**row, **keys, "resolved_at": row["updated_at"]})
+            )
+            if updated.rowcount != 1:
+                raise LookupError(f"no case {tenant_id}/{exception_id}")
+            if playbook is not None:
+                connection.execute(self.playbook.sql, self.playbook.params({**keys, **playbook}))
+
+        return work
+
+
+SQLITE = _SqliteProjection()

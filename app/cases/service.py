@@ -165,14 +165,19 @@ class CaseService:
                     await session.execute(
                         update(ExceptionCase)
                         .where(
-                            ExceptionCase.tenant_id == tenant_id, ExceptionCase.exception_id == exception_id
+                            ExceptionCase.tenant_id == tenant_id,
+                            ExceptionCase.exception_id == exception_id,
+                            ExceptionCase.processing.in_(("accepted", "running")),
                         )
                         .values(processing="running")
                         .returning(ExceptionCase.raw, ExceptionCase.run_id)
                     )
                 ).one_or_none()
-                if found is None:
-                    raise LookupError(f"no case {tenant_id}/{exception_id}")
+                if found is None:  # processed already: its record is in the tables (its checkpoints
+                    case = await session.get(ExceptionCase, (tenant_id, exception_id))  # may be gone)
+                    if case is None:
+                        raise LookupError(f"no case {tenant_id}/{exception_id}")
+                    return dict(case.result or {})
                 raw = RawException.model_validate(found.raw)
             try:
                 ctx = self.runtime.context(tenant_id, run_id=found.run_id or "api")
@@ -183,11 +188,12 @@ class CaseService:
             return await self.record_result(tenant_id, exception_id, outcome)
 
     async def record_result(self, tenant_id: str, exception_id: str, outcome: CaseOutcome) -> dict[str, Any]:
-        """Write what the graph decided for a case into the system of record (see projection)."""
-        async with self.db.session() as session:
-            case = await session.get(ExceptionCase, (tenant_id, exception_id))
-            assert case is not None
-            await project(session, case, outcome.result, outcome.values)
+        """Write what the graph decided for a case into the system of record (see projection). Once a
+        finished case is recorded, the tables are its record: its checkpoints are deleted (a crash in
+        between leaves them, unread: every read path reads the tables)."""
+        await project(self.db, tenant_id, exception_id, outcome.result, outcome.values)
+        if outcome.finished:
+            await self.runner.compact(tenant_id, exception_id, "delete")
         return outcome.result
 
     async def _mark_blocked(self, tenant_id: str, exception_id: str, reason: str) -> None:

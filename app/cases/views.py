@@ -12,8 +12,9 @@ from app.api.openapi import component_ref
 from app.api.params import Offset, UtcDatetime
 from app.api.problems import FieldProblem, ProblemError, field_path, responses
 from app.cases.queries import audit_trail, event_view, events, filtered, page, summary
+from app.cases.record import result_of
 from app.cases.schemas import Accepted, CaseDetail, CasePage, EventPage
-from app.db.models import ExceptionCase
+from app.db.models import ExceptionCase, PlaybookState
 from graph.inputs import RawException
 
 router = APIRouter(prefix="/exceptions", tags=["exceptions"])
@@ -160,6 +161,7 @@ async def get_case(tenantId: str, exceptionId: str, principal: Viewer, services:
         if case is None:
             raise ProblemError(404, f"no exception {exceptionId}")
         rows, _ = await events(session, tenantId, exceptionId, limit=100_000)
+        playbook = await session.get(PlaybookState, (tenantId, exceptionId))
     record = dict(
         case.record
         or {
@@ -170,10 +172,10 @@ async def get_case(tenantId: str, exceptionId: str, principal: Viewer, services:
     )
     record["resolutionStatus"] = case.status
     record["auditTrail"] = audit_trail(rows)
-    result = case.result or {}
+    result = result_of(case, [row.data for row in rows if row.type == "stage_decision"], playbook)
     return CaseDetail(exceptionId=exceptionId, tenantId=tenantId, resolutionStatus=case.status,
-                      processing=case.processing, record=record, decisions=result.get("stages", []),
-                      result=case.result)  # fmt: skip
+                      processing=case.processing, record=record, decisions=(result or {}).get("stages", []),
+                      result=result)  # fmt: skip
 
 
 @router.get(

@@ -19,6 +19,7 @@ from app.runtime import ConfigurationError, Runtime, ToolMode
 from app.settings import Settings, get_settings
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
+from graph.events import MemoryEventSink
 from graph.inputs import RawException
 from graph.runner import CaseRunner, InvalidAnswer, NothingPending
 from packs.documents import parse_value
@@ -92,7 +93,11 @@ async def _run(
     run_id = f"RUN-{uuid.uuid4().hex[:12].upper()}"
     async with AsyncExitStack() as stack:
         saver = await stack.enter_async_context(open_checkpointer("sqlite", checkpoints))
-        runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
+        runner = CaseRunner(
+            build_graph(checkpointer=saver),
+            durability=settings.checkpoint_durability,
+            compaction="keep_latest",
+        )
         context = runtime.context(tenant_id, tool_mode=tool_mode, run_id=run_id)
         progress = Progress(
             TextColumn("[bold]running"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -103,10 +108,11 @@ async def _run(
             results = await runner.run_batch(
                 lambda _raw: context, raws, concurrency=concurrency, on_done=lambda _r: progress.advance(task)
             )
-        if with_audit:
+        if with_audit:  # the events this command's runs recorded (kept in memory: there are no tables)
+            sink = context.events
+            assert isinstance(sink, MemoryEventSink)
             for result in results:
-                values = await runner.values(tenant_id, str(result["exceptionId"]))
-                result["auditTrail"] = values.get("audit", [])
+                result["auditTrail"] = sink.trail(tenant_id, str(result["exceptionId"]))
     return run_id, results
 
 
@@ -139,10 +145,18 @@ def run(
     concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=64)] = None,
     checkpoints: CheckpointOption = None,
     audit: Annotated[
-        bool, typer.Option("--audit", help="Add each case's audit trail (tool calls, notifications...).")
+        bool,
+        typer.Option(
+            "--audit",
+            help="Add each case's audit trail (tool calls, notifications...) as this command recorded it: "
+            "a case already run by an earlier command is reported from its checkpoint, without one.",
+        ),
     ] = False,
 ) -> None:
     """Run exceptions through the graph and print {tenantId, runId, results} in input order.
+
+    The checkpoint file is the record here: a finished case keeps its last checkpoint (the earlier
+    ones are pruned), so running the same exception again reports it instead of running it twice.
 
     With --tool-mode live, call_tool steps reach the endpoints the domain pack declares (secrets from
     EXOPS_SECRETS; private addresses only if EXOPS_OUTBOUND_ALLOWED_NETWORKS allows them)."""
@@ -239,7 +253,11 @@ def resume(
 
     async def go() -> dict[str, Any]:
         async with open_checkpointer("sqlite", checkpoints or settings.cli_checkpoint_path) as saver:
-            runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
+            runner = CaseRunner(
+                build_graph(checkpointer=saver),
+                durability=settings.checkpoint_durability,
+                compaction="keep_latest",
+            )
             return await runner.resume(runtime.context(tenant), exception_id, answer, expect=expect)
 
     try:

@@ -156,7 +156,10 @@ class ExceptionEvent(Base):
     """The append-only timeline of a case: stage decisions, tool calls, approvals, steps, human actions."""
 
     __tablename__ = "exception_events"
-    __table_args__ = (Index("ix_events_case", "tenant_id", "exception_id", "seq"),)
+    __table_args__ = (
+        Index("uq_exception_events_key", "tenant_id", "exception_id", "event_key", unique=True),
+    )
+    """One index: a case's events are found (and numbered, and kept unique) through their keys."""
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -164,13 +167,16 @@ class ExceptionEvent(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     exception_id: Mapped[str] = mapped_column(String(128))
     seq: Mapped[int] = mapped_column(Integer)
-    type: Mapped[str] = mapped_column(String(60), index=True)
+    type: Mapped[str] = mapped_column(String(60))
     stage: Mapped[str] = mapped_column(String(30))
     actor_type: Mapped[str] = mapped_column(String(10))
     actor_id: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     pack_versions: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    event_key: Mapped[str | None] = mapped_column(String(64))
+    """Where the graph recorded it (``stage:visit:n``, ``graph.events``), unique within the case;
+    NULL for events written before keys existed."""
 
 
 class Approval(Base):
@@ -205,6 +211,8 @@ class PlaybookState(Base):
     playbook: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc)
     current_step: Mapped[int | None] = mapped_column(Integer)
+    selection: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    """The policy's playbook choice: actionability, the playbooks considered, and why."""
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
 
 

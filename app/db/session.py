@@ -15,6 +15,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.db.inplace import SqliteWriter
+
 
 def async_url(url: str) -> str:
     parsed = make_url(url)
@@ -62,6 +64,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.inplace = SqliteWriter(str(make_url(url).database)) if is_sqlite(url) else None
+        """SQLite only: short write transactions on the hot path of a case (``app.db.inplace``)."""
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -80,4 +84,6 @@ class Database:
         return construct(model).on_conflict_do_nothing()
 
     async def close(self) -> None:
+        if self.inplace is not None:
+            await self.inplace.close()
         await self.engine.dispose()

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from app.api.deps import Operator, Services, ServicesDep, Viewer
 from app.api.params import StepOrder
 from app.api.problems import ProblemError, responses
+from app.cases.record import STEP_EVENTS, load_record, playbook_view
 from app.db.models import ExceptionCase
-from app.playbooks.service import playbook_view, recalculate
+from app.playbooks.service import recalculate
 
 router = APIRouter(prefix="/exceptions", tags=["playbooks"])
 StepStatus = Literal["PENDING", "SUCCESS", "FAILED", "SKIPPED", "NEEDS_APPROVAL"]
@@ -120,9 +121,10 @@ async def _ensure_case(services: Services, tenant_id: str, exception_id: str) ->
 
 
 async def _view(services: Services, tenant_id: str, exception_id: str) -> PlaybookView | None:
-    values = await services.runner.values(tenant_id, exception_id)
-    pending = await services.runner.pending(tenant_id, exception_id)
-    view = playbook_view(tenant_id, exception_id, values, pending)
+    """Read from the tables (``app.cases.record``), for a waiting case as for a finished one."""
+    async with services.db.session() as session:
+        record = await load_record(session, tenant_id, exception_id, event_types=STEP_EVENTS)
+    view = playbook_view(record) if record is not None else None
     return PlaybookView.model_validate(view) if view is not None else None
 
 

@@ -1,9 +1,11 @@
 """Everything the exception detail page shows, gathered in one place so the route stays thin.
 
-The graph's state (the checkpoint) is the source of the stage decisions, the plan and what the case
-waits for; the tables give the numbered event timeline and the tool executions. The page's poll
-value is built here too, from the same table reads as ``status.json``, so the page and its poller
-always agree on what "changed" means.
+Everything comes from the system of record (``app.cases.record``), for a waiting case as for a
+finished one (whose checkpoints are gone): the stage decisions are the ``stage_decision`` events,
+the plan and the policy's selection are the playbook row, what the case waits for is the case row's
+latest result, and the events and tool executions are their own tables. The page's poll value is
+built here too, from the same table reads as ``status.json``, so the page and its poller always
+agree on what "changed" means.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.queries import events
-from app.db.models import ExceptionCase, ExceptionEvent, ToolExecution
-from app.playbooks.service import playbook_view
+from app.cases.record import CaseRecord, playbook_view
+from app.db.models import ExceptionCase, ExceptionEvent, PlaybookState, ToolExecution
 from app.runtime import ConfigurationError
 from app.ui.actions import plan_digest
 from app.ui.deps import Page, UiError
@@ -64,13 +66,13 @@ async def load_case(session: AsyncSession, tenant_id: str, exception_id: str) ->
     return case
 
 
-def stage_timeline(values: dict[str, Any], pending: dict[str, Any] | None) -> list[dict[str, Any]]:
+def stage_timeline(decisions: list[dict[str, Any]], pending: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Each stage visit in the order it happened, what the case waits on now, then the stages it never reached."""
     entries: list[dict[str, Any]] = [
         {"stage": d["stage"], "label": LABELS.get(d["stage"], d["stage"]), "state": "done",
          "decision": d.get("decision"), "confidence": d.get("confidence"), "nextStep": d.get("nextStep"),
          "at": d.get("at"), "evidence": d.get("evidence") or []}
-        for d in values.get("decisions") or []
+        for d in decisions
     ]  # fmt: skip
     if pending is not None:
         stage = "approval" if pending.get("kind") == "approval" else "human_step"
@@ -178,15 +180,15 @@ def _memory_enabled(page: Page) -> bool:
         return False
 
 
-def _facts(case: ExceptionCase, values: dict[str, Any]) -> dict[str, Any]:
-    exception = values.get("exception") or case.record or {}
+def _facts(case: ExceptionCase) -> dict[str, Any]:
+    exception = case.record or {}
     raw = case.raw.get("rawPayload", {})
     claims = exception.get("sourceClaims")
     return {
         "type": case.exception_type or case.reported_type, "severity": case.severity, "status": case.status,
         "actionability": case.actionability, "group": case.assigned_group, "owner": exception.get("owner"),
         "confidence": case.confidence, "received": case.received_at, "updated": case.updated_at,
-        "source": case.source_system, "summary": case.summary or (values.get("triage") or {}).get("summary"),
+        "source": case.source_system, "summary": case.summary,
         "processing": case.processing, "raw": json.dumps(raw, indent=2, ensure_ascii=False, default=str),
         "reported_type": exception.get("reportedType"), "reported_from": exception.get("reportedTypeFrom"),
         "source_claims": json.dumps(claims, indent=2, ensure_ascii=False, default=str) if claims else None,
@@ -206,13 +208,14 @@ async def case_view(page: Page, exception_id: str) -> CaseView:
             )
         ).scalars()
         tool_rows = list(tools.all())
-    values = await services.runner.values(tenant_id, exception_id)
-    pending = await services.runner.pending(tenant_id, exception_id) if values else None
+        playbook_row = await session.get(PlaybookState, (tenant_id, exception_id))
+    record = CaseRecord(case, playbook_row, rows)
+    pending = record.pending
     return CaseView(
-        case=case, facts=_facts(case, values), stages=stage_timeline(values, pending),
-        events=[event_entry(row) for row in rows], events_total=total,
-        playbook=playbook_view(tenant_id, exception_id, values, pending) if values else None,
-        policy=values.get("policy") or {}, pending=pending, approval=approval_box(pending), tools=tool_rows,
+        case=case, facts=_facts(case), stages=stage_timeline(record.decisions, pending),
+        events=[event_entry(row) for row in rows], events_total=total, playbook=playbook_view(record),
+        policy=record.selection if playbook_row else {}, pending=pending, approval=approval_box(pending),
+        tools=tool_rows,
         memory_enabled=_memory_enabled(page), poll_value=poll_value(case, total), polling=case.processing != "done",
     )  # fmt: skip
 

@@ -8,6 +8,12 @@ allow), is recorded on the request and the node runs again to wait for the next 
 said is lost and a later change of packs cannot re-judge an earlier answer.
 This node deliberately has no error handler: a refused answer must not escalate the case.
 
+The wait also takes one command: ``Recalculate`` (``graph.recalculation``) matches playbooks again
+under the packs in force now and, when the choice changed, swaps in the new plan and asks again.
+The interrupt's value is the request as the state keeps it, with references (``graph.approvals``
+puts the plan, draft and evidence back together for people). A request checkpointed before that
+(with copies, and its comments and refusals only once there were some) is still answered as it is.
+
 Approving an empty plan ("no plan is proposed") is refused the same way: approving nothing would
 let the case end RESOLVED with nothing done. The ways on are to reject it with a reason (with no
 plan proposed, nobody would act, so the case escalates), to edit in a plan of at least one step, or
@@ -23,24 +29,36 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graph.context import RunContext
-from graph.inputs import APPROVAL_RESUME, ApprovalAnswer
+from graph.inputs import APPROVAL_RESUME, ApprovalAnswer, Recalculate
 from graph.plans import approve, plan_from_steps, takeover_plan, tool_problems
+from graph.recalculation import choice, decide_now, replanned
 from graph.records import actor, audit_event, decision_update, evidence
-from graph.state import CaseState
+from graph.state import (
+    ApprovalComment,
+    ApprovalRecord,
+    AuditEvent,
+    CaseState,
+    EscalationRecord,
+    ExceptionRecord,
+)
 
 
 async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    request = dict(state["approvalRequest"] or {})
-    request.setdefault("comments", [])
-    request.setdefault("refusals", [])
-    answer: ApprovalAnswer = interrupt(request, response_schema=APPROVAL_RESUME)
+    request = state["approvalRequest"]
+    assert request is not None, "the supervisor asks before the approval node waits"
+    answer: ApprovalAnswer | Recalculate = interrupt(request, response_schema=APPROVAL_RESUME)
+    if isinstance(answer, Recalculate):
+        new = decide_now(ctx, state["exception"], state.get("confidence", 0.0))
+        if choice(new) == choice(state["policy"]):  # nothing to change: wait again, record nothing
+            return {"approval": None}
+        return replanned(ctx, state, request, new, answer.actor)
     who = actor(answer.actorType, answer.actor)
     if answer.decision == "comment":
-        note = {"actor": answer.actor, "comment": answer.comment, "at": ctx.now_iso()}
+        note: ApprovalComment = {"actor": answer.actor, "comment": answer.comment, "at": ctx.now_iso()}
         event = audit_event(ctx, "approval", "approval_comment", note, actor=who)
         return {
-            "approvalRequest": {**request, "comments": [*request["comments"], note]},
+            "approvalRequest": {**request, "comments": [*request.get("comments", []), note]},
             "approval": None,
             "audit": [event],
         }
@@ -49,23 +67,23 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         data = {"reason": refusal, "decision": answer.decision}
         event = audit_event(ctx, "approval", "approval_refused", data, actor=who)
         return {
-            "approvalRequest": {**request, "refusals": [*request["refusals"], refusal]},
+            "approvalRequest": {**request, "refusals": [*request.get("refusals", []), refusal]},
             "approval": None,
             "audit": [event],
         }
-    record: dict[str, Any] = {
+    record: ApprovalRecord = {
         "approvalId": request["approvalId"],
         "decision": answer.decision,
         "actor": who,
         "comment": answer.comment,
         "reason": answer.reason,
-        "comments": request["comments"],
+        "comments": request.get("comments", []),
         "decidedAt": ctx.now_iso(),
     }
     said = "; ".join(text for text in (answer.reason, answer.comment) if text)
     facts = [evidence("human", f"{answer.decision} by {answer.actor}" + (f": {said}" if said else ""))]
     update: dict[str, Any] = {"approval": record, "approvalRequest": None}
-    extra: list[Any] = []
+    extra: list[AuditEvent] = []
     if answer.decision in ("approve", "edit"):
         plan = state.get("plan", [])
         if answer.editedPlan is not None:
@@ -77,7 +95,7 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         update |= {"plan": approve(plan), "cursor": 0, "status": "IN_PROGRESS"}
         next_step = "execute"
     elif answer.decision == "takeover":
-        exception = {**state["exception"], "owner": answer.actor}
+        exception: ExceptionRecord = {**state["exception"], "owner": answer.actor}
         plan = takeover_plan(ctx, answer.actor, exception)
         exception["suggestedActions"] = [item["name"] for item in plan]
         record["owner"] = answer.actor
@@ -95,17 +113,19 @@ async def approval(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
             update["status"] = "REJECTED"
             next_step = "feedback"
         else:  # nothing was proposed: rejecting it leaves nobody acting on the case
-            update["escalation"] = {
+            rejected: EscalationRecord = {
                 "reason": f"approval {request['approvalId']} rejected by {answer.actor} with no plan "
                 f"proposed: {answer.reason}"
             }
+            update["escalation"] = rejected
             next_step = "escalate"
     else:
-        update["escalation"] = {
+        expired: EscalationRecord = {
             "reason": f"approval {request['approvalId']} passed its deadline {request['deadline']}"
         }
+        update["escalation"] = expired
         next_step = "escalate"
-    event = audit_event(ctx, "approval", "approval_decided", record, actor=who)
+    event = audit_event(ctx, "approval", "approval_decided", dict(record), actor=who)
     decision = decision_update(
         ctx, "approval", answer.decision.upper(), 1.0, facts, next_step, extra_audit=[event, *extra]
     )

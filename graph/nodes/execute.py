@@ -17,14 +17,23 @@ from langgraph.runtime import Runtime
 from graph.closure import withheld_resolution
 from graph.context import RunContext
 from graph.records import SYSTEM, audit_event, decision_update, evidence
-from graph.state import AuditEvent, CaseState, Evidence, EvidenceKind
+from graph.state import (
+    AuditEvent,
+    CaseState,
+    EscalationRecord,
+    Evidence,
+    EvidenceKind,
+    ExceptionRecord,
+    PlanItem,
+    StepStatus,
+)
 from graph.steps import StepResult, rollback, run_step
 
 STEP_EVENTS = {"SUCCESS": "playbook_step_completed", "SKIPPED": "playbook_step_skipped",
                "FAILED": "playbook_step_failed"}  # fmt: skip
 
 
-def _step_events(ctx: RunContext, item: dict[str, Any], result: StepResult) -> list[AuditEvent]:
+def _step_events(ctx: RunContext, item: PlanItem, result: StepResult) -> list[AuditEvent]:
     order = {"order": item["order"]}
     events = [audit_event(ctx, "execute", kind, {**order, **data}) for kind, data in result.events]
     summary = {**order, "name": item["name"], "type": item["type"], "status": result.outcome,
@@ -35,11 +44,12 @@ def _step_events(ctx: RunContext, item: dict[str, Any], result: StepResult) -> l
 
 async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    plan = [dict(item) for item in state.get("plan", [])]
+    plan: list[PlanItem] = [{**item} for item in state.get("plan", [])]
     cursor = state.get("cursor", 0)
-    exception = dict(state["exception"])
+    exception: ExceptionRecord = {**state["exception"]}
     status = state.get("status", "IN_PROGRESS")
     playbook = state.get("playbook") or {}
+    escalation: EscalationRecord | None = None
     events: list[AuditEvent] = []
     facts: list[Evidence] = []
     playbook_id = playbook.get("id", "plan")
@@ -51,13 +61,14 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
     next_step = "feedback"
     if not plan:
         reason = "there is no plan to carry out: nothing would be done, so the case cannot be resolved"
-        update["escalation"] = {"reason": reason}
+        escalation = {"reason": reason}
         facts.append(evidence("playbook", reason))
         next_step = "escalate"
     for index in range(cursor, len(plan)):
         item = plan[index]
         if item["disposition"] != "auto":
-            item["status"] = "NEEDS_APPROVAL" if item["disposition"] == "needs_approval" else "PENDING"
+            waiting: StepStatus = "NEEDS_APPROVAL" if item["disposition"] == "needs_approval" else "PENDING"
+            item["status"] = waiting
             facts.append(evidence("playbook", f"step {item['order']} {item['name']} waits for a person"))
             cursor, next_step = index, "human_step"
             break
@@ -71,9 +82,7 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
             if data is not None:
                 events.append(audit_event(ctx, "execute", "rollback", data, actor=SYSTEM))
                 facts.append(evidence("tool", undo))
-            update["escalation"] = {
-                "reason": f"step {item['order']} ({item['name']}) failed: {result.detail}; {undo}"
-            }
+            escalation = {"reason": f"step {item['order']} ({item['name']}) failed: {result.detail}; {undo}"}
             cursor, next_step = index, "escalate"
             break
         exception = result.exception or exception
@@ -90,4 +99,6 @@ async def execute(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str
     recorded = decision_update(
         ctx, "execute", decision, state.get("confidence", 0.0), facts, next_step, extra_audit=events
     )
+    if escalation is not None:
+        update["escalation"] = escalation
     return {**recorded, **update, "plan": plan, "cursor": cursor, "exception": exception, "status": status}

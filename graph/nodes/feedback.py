@@ -7,6 +7,7 @@ lists every step people skipped, with who and why, so a skip is never silent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from graph.closure import describe_skip, nothing_done, skipped_by_people
 from graph.context import RunContext
 from graph.notices import notice_for, notify
 from graph.records import decision_update, evidence
-from graph.state import CaseState, Evidence
+from graph.state import AuditEvent, CaseState, Evidence, OutcomeRecord
 from packs.common import ResolutionStatus
 
 STILL_OPEN = ("IN_PROGRESS", "OPEN", "PENDING_APPROVAL")
@@ -29,9 +30,11 @@ def outcome_label(state: CaseState, status: str) -> str:
         return "rejected"
     if status == "CLOSED_WITHOUT_ACTION":
         return "closed_without_action"
-    if state.get("policy", {}).get("actionability") == "NON_ACTIONABLE_INFO_ONLY":
+    policy = state.get("policy")
+    if policy is not None and policy["actionability"] == "NON_ACTIONABLE_INFO_ONLY":
         return "non_actionable"
-    decision = (state.get("approval") or {}).get("decision")
+    approval = state.get("approval")
+    decision = approval["decision"] if approval else None
     if decision == "takeover":
         return "resolved_by_hand"
     if decision:
@@ -53,13 +56,13 @@ def final_status(ctx: RunContext, state: CaseState) -> tuple[ResolutionStatus, s
 async def feedback(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     status, why = final_status(ctx, state)
-    exception = state.get("exception", {})
+    exception: Mapping[str, Any] = state.get("exception") or {}
     label = outcome_label(state, status)
     received = exception.get("receivedAt")
     elapsed = (ctx.clock() - datetime.fromisoformat(received)).total_seconds() if received else None
     plan = state.get("plan", [])
     skipped = skipped_by_people(plan)
-    outcome = {
+    outcome: OutcomeRecord = {
         "status": status,
         "outcome": label,
         "playbookId": (state.get("playbook") or {}).get("id"),
@@ -79,7 +82,7 @@ async def feedback(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
     facts += [evidence("human", describe_skip(skip)) for skip in skipped]
     if why:
         facts.append(evidence("policy", f"not resolved: {why}"))
-    sent = []
+    sent: list[AuditEvent] = []
     if status in ("RESOLVED", "CLOSED_WITHOUT_ACTION") and label != "non_actionable":
         group = exception.get("assignedGroup") or ctx.tenant.defaultGroup
         headline = "Resolved" if status == "RESOLVED" else "Closed without action"

@@ -16,16 +16,16 @@ from langgraph.types import interrupt
 from graph.context import RunContext
 from graph.inputs import MANUAL_STEP_RESUME, ManualStepAnswer
 from graph.records import actor, audit_event, decision_update, evidence
-from graph.state import CaseState
+from graph.state import CaseState, ManualStepRequest, PlanItem
 
 
 async def human_step(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    plan = [dict(item) for item in state["plan"]]
+    plan = list(state["plan"])
     cursor = state["cursor"]
-    item = plan[cursor]
+    item: PlanItem = {**plan[cursor]}
     exception = state["exception"]
-    request = {
+    request: ManualStepRequest = {
         "kind": "manual_step",
         "exceptionId": exception["exceptionId"],
         "tenantId": exception["tenantId"],

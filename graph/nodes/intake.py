@@ -10,7 +10,7 @@ from graph.context import RunContext
 from graph.inputs import CONTEXT_KEYS_WE_DECIDE, RawException
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
 from graph.records import audit_event, decision_update, evidence
-from graph.state import AuditEvent, CaseState, Evidence
+from graph.state import AuditEvent, CaseState, Evidence, ExceptionRecord, TypeCheckRecord
 from packs.decisions import TypeCheck, case_data, classify_type, sla_minutes_remaining
 from packs.domain import DomainPack
 from prompts.outputs import classification_model
@@ -131,7 +131,8 @@ async def intake(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
             context["slaMinutesRemaining"] = remaining
         if context.get("missingRequired"):
             facts.append(evidence("input", f"payload lacks required {', '.join(context['missingRequired'])}"))
-    exception: dict[str, Any] = {
+    assert raw.exceptionId is not None, "the runner gives every exception an id before it runs"
+    exception: ExceptionRecord = {
         "exceptionId": raw.exceptionId,
         "tenantId": tenant.tenantId,
         "domainName": domain.domainName,
@@ -162,7 +163,11 @@ async def intake(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
         "triage" if known else "escalate",
         extra_audit=audit,
     )
-    type_check = {"method": check.method, "reason": check.reason, "candidates": list(check.candidates)}
+    type_check: TypeCheckRecord = {
+        "method": check.method,
+        "reason": check.reason,
+        "candidates": list(check.candidates),
+    }
     escalation = None if known else {"reason": check.reason}
     return {
         **update,

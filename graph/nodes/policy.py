@@ -9,11 +9,11 @@ from langgraph.runtime import Runtime
 from graph.context import RunContext
 from graph.nodes.triage import condition_facts
 from graph.records import decision_update, evidence
-from graph.state import CaseState, Evidence
+from graph.state import CaseState, Evidence, ExceptionRecord, PolicyRecord
 from packs.policy import PolicyDecision, decide_policy
 
 
-def policy_record(decision: PolicyDecision) -> dict[str, Any]:
+def policy_record(decision: PolicyDecision) -> PolicyRecord:
     """The policy decision as the state (and the API's playbook recalculation) keeps it."""
     selection = decision.selection
     return {
@@ -41,13 +41,13 @@ def policy_record(decision: PolicyDecision) -> dict[str, Any]:
 
 async def policy(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    exception = dict(state["exception"])
+    exception: ExceptionRecord = {**state["exception"]}
     confidence = state.get("confidence", 0.0)
     decision = decide_policy(
         ctx.domain,
         ctx.tenant,
-        exception_type=exception["exceptionType"],
-        severity=exception["severity"],
+        exception_type=str(exception["exceptionType"]),
+        severity=exception["severity"] or "MEDIUM",
         confidence=confidence,
         data=condition_facts(exception, ctx),
         sla_minutes_remaining=exception["normalizedContext"].get("slaMinutesRemaining"),

@@ -9,15 +9,15 @@ from langgraph.runtime import Runtime
 from graph.context import RunContext
 from graph.drafting import draft_playbook
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
-from graph.plans import build_plan, find_playbook
+from graph.plans import build_plan, find_playbook, playbook_record
 from graph.records import audit_event, decision_update, evidence
-from graph.state import CaseState, Evidence
+from graph.state import CaseState, Evidence, ExceptionRecord, PackDocument
 from packs.playbook import Playbook
 
 
 async def _draft(
     runtime: Runtime[RunContext], state: CaseState, hint_id: str | None
-) -> tuple[dict[str, Any] | None, list[Evidence], list[Any]]:
+) -> tuple[PackDocument | None, list[Evidence], list[Any]]:
     ctx = runtime.context
     llm = ctx.llm
     if llm is None:
@@ -48,7 +48,7 @@ async def _draft(
 async def resolution(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     policy = state["policy"]
-    exception = dict(state["exception"])
+    exception: ExceptionRecord = {**state["exception"]}
     facts: list[Evidence] = []
     audit: list[Any] = []
     draft = None
@@ -84,7 +84,7 @@ async def resolution(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
         **update,
         "exception": exception,
         "plan": plan,
-        "playbook": playbook.model_dump(mode="json", exclude_none=True) if playbook is not None else None,
+        "playbook": playbook_record(playbook) if playbook is not None else None,
         "draft": draft,
         "cursor": 0,
     }

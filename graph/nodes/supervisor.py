@@ -12,17 +12,18 @@ from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
+from graph.approvals import approval_view
 from graph.context import RunContext
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
 from graph.notices import notice_for, notify
 from graph.plans import allowed_decisions
 from graph.records import audit_event, decision_update, evidence
-from graph.state import CaseState, Evidence
+from graph.state import ApprovalRequest, CaseState, Evidence, ReviewOutcome, ReviewRecord
 from packs.guardrails import effective_guardrails
 from prompts.outputs import SupervisorOpinion
 from prompts.registry import render_prompt
 
-Outcome = Literal["continue", "require_approval", "escalate"]
+Outcome = ReviewOutcome
 STRICTNESS: dict[Outcome, int] = {"continue": 0, "require_approval": 1, "escalate": 2}
 
 
@@ -35,7 +36,7 @@ def review_after_policy(state: CaseState, ctx: RunContext) -> tuple[Outcome, lis
     rails = effective_guardrails(ctx.domain.guardrails, ctx.tenant.guardrailOverrides)
     concerns: list[tuple[Outcome, str]] = []
     if policy["escalate"]:
-        concerns.append(("escalate", policy["escalationReason"]))
+        concerns.append(("escalate", policy["escalationReason"] or "the policy escalates"))
     lowest = min((d["confidence"] for d in state.get("decisions", []) if d["stage"] != "policy"), default=1.0)
     if lowest < rails.escalate_if_confidence_below:
         concerns.append(
@@ -130,14 +131,15 @@ async def _second_opinion(
     return opinion.recommendation, [evidence("llm", text)], [event]
 
 
-def approval_request(state: CaseState, ctx: RunContext, reasons: list[str]) -> dict[str, Any]:
+def approval_request(state: CaseState, ctx: RunContext, reasons: list[str]) -> ApprovalRequest:
     """What a person is asked to approve; computed here, before the approval node, so a resumed
-    approval node sees the same request (its deadline does not move)."""
+    approval node sees the same request (its deadline does not move). Its evidence is a reference:
+    the stage decisions made so far (``graph.approvals``)."""
     exception, policy = state["exception"], state["policy"]
     playbook = state.get("playbook") or {}
-    earlier = sum(1 for event in state.get("audit", []) if event["type"] == "approval_requested")
+    decisions = state.get("decisions", [])
+    earlier = sum(1 for d in decisions if d["stage"] == "supervisor" and d["nextStep"] == "approval")
     now = ctx.clock()
-    facts = [d["detail"] for decision in state.get("decisions", []) for d in decision["evidence"]]
     return {
         "approvalId": f"APR-{exception['exceptionId']}-{earlier + 1}",
         "kind": "approval",
@@ -149,20 +151,20 @@ def approval_request(state: CaseState, ctx: RunContext, reasons: list[str]) -> d
         "why": reasons,
         "actionability": policy["actionability"],
         "playbookId": playbook.get("id"),
-        "draft": state.get("draft"),
-        "plan": state.get("plan", []),
-        "evidence": facts,
+        "evidenceDecisions": len(decisions),
         "allowedDecisions": allowed_decisions(state.get("plan", [])),
         "requestedAt": now.isoformat(),
         "deadline": (now + timedelta(minutes=ctx.approval_timeout_minutes)).isoformat(),
+        "comments": [],
+        "refusals": [],
     }
 
 
 async def supervisor(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    point = "resolution" if "plan" in state else "policy"
-    review = review_after_resolution if point == "resolution" else review_after_policy
-    outcome, concerns = review(state, ctx)
+    point: Literal["policy", "resolution"] = "resolution" if "plan" in state else "policy"
+    check = review_after_resolution if point == "resolution" else review_after_policy
+    outcome, concerns = check(state, ctx)
     opinion, facts, audit = await _second_opinion(runtime, state, point)
     if opinion is not None and STRICTNESS[opinion] > STRICTNESS[outcome]:
         concerns.append(f"LLM second opinion tightened the decision to {opinion}")
@@ -172,7 +174,8 @@ async def supervisor(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
         facts.append(
             evidence("guardrail", f"review after {point}: decisions consistent, guardrails respected")
         )
-    update: dict[str, Any] = {"review": {"point": point, "outcome": outcome, "concerns": concerns}}
+    review: ReviewRecord = {"point": point, "outcome": outcome, "concerns": concerns}
+    update: dict[str, Any] = {"review": review}
     if outcome == "escalate":
         update["escalation"] = {"reason": "; ".join(c for c in concerns) or "supervisor escalated"}
         next_step = "escalate"
@@ -183,7 +186,8 @@ async def supervisor(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[
         request = approval_request(state, ctx, concerns)
         update["approvalRequest"] = request
         update["status"] = "PENDING_APPROVAL"
-        audit.append(audit_event(ctx, "supervisor", "approval_requested", request))
+        asked = approval_view(request, state, with_answers=False)
+        audit.append(audit_event(ctx, "supervisor", "approval_requested", asked))
         text = f"{request['what']}. Why: " + "; ".join(concerns) + f". Decide before {request['deadline']}."
         group = state["exception"].get("assignedGroup") or ctx.tenant.defaultGroup
         notice = notice_for(ctx, "approval_required", state["exception"], group=group, text=text,

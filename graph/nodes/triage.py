@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
 from graph.context import RunContext
 from graph.nodes.llm_support import LlmFailure, ask, call_audit
 from graph.records import audit_event, decision_update, evidence
-from graph.state import CaseState, Evidence
+from graph.state import CaseState, Evidence, ExceptionRecord, SimilarCaseRecord, TriageRecord
 from packs.decisions import case_data
 from packs.severity import SeverityDecision, decide_severity
 from prompts.outputs import TriageSummary
 from prompts.registry import render_prompt
 
 
-def template_summary(exception: dict[str, Any], severity: SeverityDecision, ctx: RunContext) -> str:
+def template_summary(exception: ExceptionRecord, severity: SeverityDecision, ctx: RunContext) -> str:
     """The summary without an LLM: what the pack says about the type, the severity and why, key facts."""
-    exception_type = exception["exceptionType"]
+    exception_type = str(exception["exceptionType"])
     definition = ctx.domain.exceptionTypes[exception_type]
     facts = exception["normalizedContext"].get("attributes") or exception["rawPayload"]
     shown = ", ".join(f"{key}={value}" for key, value in list(facts.items())[:6])
@@ -27,7 +27,7 @@ def template_summary(exception: dict[str, Any], severity: SeverityDecision, ctx:
     return f"{text} Key facts: {shown}." if shown else text
 
 
-def condition_facts(exception: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+def condition_facts(exception: ExceptionRecord, ctx: RunContext) -> dict[str, Any]:
     return case_data(
         exception_type=exception["exceptionType"],
         tenant_id=ctx.tenant.tenantId,
@@ -43,8 +43,8 @@ def condition_facts(exception: dict[str, Any], ctx: RunContext) -> dict[str, Any
 
 
 async def _summary(
-    runtime: Runtime[RunContext], exception: dict[str, Any], severity: SeverityDecision
-) -> tuple[str, str, list[Evidence], list[Any]]:
+    runtime: Runtime[RunContext], exception: ExceptionRecord, severity: SeverityDecision
+) -> tuple[str, Literal["template", "llm"], list[Evidence], list[Any]]:
     ctx = runtime.context
     fallback = template_summary(exception, severity, ctx)
     llm = ctx.llm
@@ -53,7 +53,7 @@ async def _summary(
     prompt = render_prompt(
         "triage_summary",
         exception=exception,
-        type_definition=ctx.domain.exceptionTypes[exception["exceptionType"]],
+        type_definition=ctx.domain.exceptionTypes[str(exception["exceptionType"])],
         severity=severity.severity,
         severity_reason=severity.reason,
         matched_rules=[rule.id for rule in severity.matched_rules],
@@ -76,7 +76,7 @@ async def _summary(
 
 async def triage(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
-    exception = dict(state["exception"])
+    exception: ExceptionRecord = {**state["exception"]}
     severity = decide_severity(
         ctx.domain,
         ctx.tenant,
@@ -90,7 +90,7 @@ async def triage(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
     facts.append(evidence("rule" if severity.source == "rule" else "policy", severity.reason))
     summary, summary_source, summary_facts, audit = await _summary(runtime, exception, severity)
     facts.extend(summary_facts)
-    similar: list[dict[str, Any]] = []
+    similar: list[SimilarCaseRecord] = []
     if ctx.memory is None:
         facts.append(evidence("similar_case", "similar-case memory is not configured"))
     else:
@@ -109,7 +109,7 @@ async def triage(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[str,
     update = decision_update(
         ctx, "triage", f"SEVERITY_{severity.severity}", confidence, facts, "policy", extra_audit=audit
     )
-    triage_record = {
+    triage_record: TriageRecord = {
         "severity": severity.severity,
         "source": severity.source,
         "matchedRules": [rule.id for rule in severity.matched_rules],
