@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import respx
+from sqlalchemy import select
 
 from app.api.limits import RateLimiter
+from app.api.main import open_services
 from app.db.migrate import upgrade
-from app.db.models import InstanceSecret
+from app.db.models import InstanceSecret, PackVersion
 from app.db.session import Database
+from app.settings import Settings
 from app.shared.breakers import SharedBreakers
 from app.shared.buckets import DbBuckets
 from app.ui.session import COOKIE
-from tests.api_helpers import POSTGRES_URL, Api, postgres_database, running_api
+from tests.api_helpers import POSTGRES_URL, SAMPLES, Api, postgres_database, running_api
 from tests.test_api_admin_packs import POLICIES, run_versions, send
 from tools.executor import ToolCall, ToolOutcome
 from tools.registry import ToolRegistry
@@ -279,3 +282,25 @@ async def test_a_configured_ui_secret_is_used_and_none_is_stored(tmp_path: Path)
         assert api.services.ui_secret == b"s" * 40
         async with api.services.db.session() as session:
             assert await session.get(InstanceSecret, "ui-session") is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_two_processes_starting_together_on_a_fresh_database_both_start(
+    tmp_path: Path, backend: str
+) -> None:
+    """Both migrate (one does, under the lock), both record the packs folder (they take turns: the
+    second finds every version recorded), and both run the same versions."""
+    async with AsyncExitStack() as stack:
+        url = f"sqlite:///{tmp_path / 'exops.db'}"
+        if backend == "postgres":
+            url = await stack.enter_async_context(postgres_database())
+        settings = [Settings(data_dir=tmp_path / name, database_url=url, packs_dir=SAMPLES,
+                             deadline_sweep_seconds=3600) for name in ("one", "two")]  # fmt: skip
+        one, two = await asyncio.gather(*(stack.enter_async_context(open_services(s)) for s in settings))
+        assert one.store.generation is not None and two.store.generation is not None
+        assert {t: p.version for t, p in one.store.tenants.items()} == {
+            t: p.version for t, p in two.store.tenants.items()
+        }
+        async with one.db.session() as session:
+            versions = (await session.execute(select(PackVersion.kind, PackVersion.name))).all()
+        assert len(versions) == len(set(versions)) == len(one.store.domains) + len(one.store.tenants)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import httpx
 
 from tools.breaker import BreakerBoard, CircuitBreaker
-from tools.executor import RegisteredTool, ToolCall, ToolOutcome, ToolStatus
+from tools.executor import BreakerState, RegisteredTool, ToolCall, ToolOutcome, ToolStatus
 from tools.outbound import OutboundPolicy, OutboundRefused
 from tools.preflight import refusal
 from tools.redaction import redact, scrub
@@ -258,7 +258,9 @@ class HttpToolExecutor:
             details=scrub(details, secrets),
         )
 
-    async def _admit(self, breaker: CircuitBreaker, tool: RegisteredTool, before: str) -> tuple[bool, bool]:
+    async def _admit(
+        self, breaker: CircuitBreaker, tool: RegisteredTool, before: BreakerState
+    ) -> tuple[bool, bool]:
         """Whether the breaker lets a call go now, and whether that call is the half-open trial.
         A trial reserved here is also claimed from the other processes sharing the breaker, so one
         trial goes out in all (held for the tool's timeout plus a margin, in case this one dies)."""

@@ -11,7 +11,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.engine import make_url
 
 from app.admin.views import router as admin_router
 from app.api import openapi, problems
@@ -24,7 +23,7 @@ from app.approvals.views import router as approvals_router
 from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
 from app.cases.views import router as cases_router
-from app.db.migrate import ensure_schema
+from app.db.migrate import checkpoint_url, ensure_schema
 from app.db.session import Database, is_sqlite
 from app.metrics.views import router as metrics_router
 from app.packstore import PackStore, sync_directory
@@ -102,9 +101,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if is_sqlite(settings.db_url):
             saver = await stack.enter_async_context(open_checkpointer("sqlite", settings.checkpoint_path))
         else:
-            plain = (
-                make_url(settings.db_url).set(drivername="postgresql").render_as_string(hide_password=False)
-            )
+            plain = checkpoint_url(settings.db_url)
             saver = await stack.enter_async_context(open_checkpointer("postgres", url=plain))
         store = PackStore()
         breakers = SharedBreakers(db, failure_threshold=settings.tool_breaker_failures,
