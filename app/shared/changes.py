@@ -61,11 +61,6 @@ async def generation(session: AsyncSession, topic: Topic) -> int:
     return int(found or 0)
 
 
-async def generations(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(SharedGeneration.topic, SharedGeneration.generation))
-    return {topic: int(value) for topic, value in rows.all()}
-
-
 @dataclass
 class Watcher:
     """A local copy of one topic: the generation it was built from, and how to rebuild it."""
@@ -106,8 +101,9 @@ class SharedState:
     async def tick(self) -> None:
         """Publish what is waiting, then refresh every copy whose generation moved."""
         await self.publish()
-        async with self.db.session() as session:
-            seen = await generations(session)
+        async with self.db.engine.connect() as connection:  # no ORM session: this runs twice a second
+            rows = await connection.execute(select(SharedGeneration.topic, SharedGeneration.generation))
+            seen = {topic: int(value) for topic, value in rows.all()}
         for watcher in self.watchers:
             if seen.get(watcher.topic, 0) != watcher.current():
                 await watcher.refresh()
