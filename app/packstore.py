@@ -3,6 +3,13 @@
 The database is the record of every pack version (loaded from the packs folder or uploaded through
 the API) and of which one is active. ``PackStore`` rebuilds its in-memory view from it after every
 change; a tenant's tools switched off through the API are removed from its allow-list here.
+
+Every process keeps such a view. A transaction that changes what it holds (an activation, a
+rollback, a tool switch, a folder sync) starts with ``announce(session, "packs")``
+(``app/shared/changes.py``): that raises the ``packs`` generation and serializes such changes across
+processes. The process that made the change reloads at once; the others notice the new generation at
+their next poll (``EXOPS_SHARED_POLL_SECONDS``, 0.5 s) and reload, so within a second every process
+runs the same versions and switches. ``generation`` says which generation a view was built from.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import PackActivation, PackVersion, TenantToolSetting
 from app.db.types import utc_now
+from app.shared.changes import announce, generation
 from packs.domain import DomainPack
 from packs.loader import LoadedPack, find_domain, load_document
 from packs.problems import PackError, Problem
@@ -41,6 +49,7 @@ class PackStore:
     tenants: dict[str, TenantPolicyPack] = field(default_factory=dict)
     disabled_tools: dict[str, set[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    generation: int | None = None
 
     def domain(self, name: str, version: str | None = None) -> DomainPack | None:
         return find_domain(self.domains, name, version)
@@ -63,7 +72,10 @@ class PackStore:
         return domain
 
     async def load(self, session: AsyncSession) -> None:
-        """Rebuild from the active versions (domain packs first, tenant packs checked against them)."""
+        """Rebuild from the active versions (domain packs first, tenant packs checked against them).
+        The generation is read first: the rows are then at least that new (a newer change only means
+        one more reload)."""
+        seen = await generation(session, "packs")
         rows = (
             (await session.execute(select(PackVersion).where(PackVersion.active.is_(True)))).scalars().all()
         )
@@ -83,6 +95,7 @@ class PackStore:
                 tenants[loaded.pack.tenantId] = loaded.pack
         disabled = await _disabled_tools(session)
         self.domains, self.tenants, self.disabled_tools, self.problems = domains, tenants, disabled, problems
+        self.generation = seen
 
     async def load_tool_switches(self, session: AsyncSession) -> None:
         """Re-read only the tenants' tool switches: a switch changes nothing else, and rebuilding
@@ -156,7 +169,9 @@ async def sync_directory(
     session: AsyncSession, registry: PackRegistry, actor: str = "packs-folder"
 ) -> list[str]:
     """Record the folder's packs; a pack with nothing active yet, or whose active version came from
-    the folder, follows the folder. Returns what changed."""
+    the folder, follows the folder. Returns what changed. Announced first, so processes syncing the
+    same folder at once take turns instead of inserting the same versions twice."""
+    await announce(session, "packs")
     changes: list[str] = []
     for loaded in [*registry.domains(), *registry.tenants()]:
         kind, name, version = pack_identity(loaded)

@@ -1,5 +1,6 @@
 """Wiring real adapters into a graph run: the tenant's packs, its LLM client, the tool executor,
-the notifier. One ``Runtime`` per process, so circuit breakers are shared by every run."""
+the notifier. One ``Runtime`` per process, so circuit breakers are shared by every run (and, in the
+server, with every other process through the database: ``app/shared/breakers.py``)."""
 
 from __future__ import annotations
 
@@ -102,14 +103,19 @@ class Runtime:
     executors and notifiers are built per context, because each holds the secret scope of the one
     tenant (and pack owner) it serves."""
 
-    def __init__(self, settings: Settings, registry: PackLookup, *, events: EventSink | None = None) -> None:
+    def __init__(
+        self, settings: Settings, registry: PackLookup, *, events: EventSink | None = None,
+        breakers: BreakerBoard | None = None,
+    ) -> None:  # fmt: skip
+        """``breakers``: a board shared with other processes (the server's); by default one of
+        this process alone, with the settings' threshold and pause."""
         self.settings = settings
         self.registry = registry
         self.events = events
         """Where runs store their audit events (the server's tables); None: each context keeps its own
         in memory (``exops run``). Evaluations (``record_only``) always keep theirs in memory."""
         self._llm: OrderedDict[LlmConfig, LlmClient] = OrderedDict()
-        self.breakers = BreakerBoard(
+        self.breakers = breakers or BreakerBoard(
             failure_threshold=settings.tool_breaker_failures,
             reset_seconds=settings.tool_breaker_reset_seconds,
         )

@@ -68,6 +68,18 @@ class Settings(BaseSettings):
         description="Nesting levels a JSON request body may have (400 beyond); at most 200, as the graph's "
         "checkpoints cannot hold values nested much deeper",
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="serve/start bring the schema to the latest version at start-up, under the migration "
+        "lock; false: they only check it is (run exops db upgrade first) and refuse to start otherwise",
+    )
+    shared_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=5,
+        description="How often a process looks for changes other processes made to shared state (pack "
+        "versions, tool switches, circuit breakers): the bound on how stale its copy can be",
+    )
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     deadline_sweep_seconds: float = Field(default=30.0, gt=0)
     demo: bool = Field(default=True, description="exops start creates demo tenants and keys")
@@ -100,7 +112,8 @@ class Settings(BaseSettings):
     # Operator UI
     ui_session_secret: SecretStr | None = Field(
         default=None,
-        description="Signs UI session cookies; none: a random key per process (sign in again after a restart)",
+        description="Signs UI session cookies; none: a key generated once and kept in the database, "
+        "shared by every process",
     )
     ui_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     ui_secure_cookies: bool = Field(

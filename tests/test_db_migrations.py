@@ -1,7 +1,12 @@
-"""The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+"""The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL, and
+run under one lock, so that any number of processes may upgrade (or start) at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +18,20 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql
 
-from app.db.migrate import upgrade
+from app.db.migrate import (
+    SchemaNotCurrent,
+    UpgradeResult,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    ours,
+    upgrade,
+)
 from app.db.models import Base
 from app.db.session import sync_url
 from tests.api_helpers import POSTGRES_URL, postgres_database
+
+ROOT = Path(__file__).parent.parent
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres,
@@ -39,7 +54,8 @@ def test_migrations_match_the_models(database_url: str) -> None:
     engine = create_engine(sync_url(database_url))
     try:
         with engine.connect() as connection:
-            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+            context = MigrationContext.configure(connection, opts={"include_name": ours})
+            assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
 
@@ -110,3 +126,56 @@ def test_0010_rewrites_older_playbook_rows_for_the_read_paths(database_url: str)
         and "bob took the case over" in rows["B"].playbook["description"]
     )
     assert rows["C"].playbook is None and rows["C"].selection["actionability"] == "NON_ACTIONABLE_INFO_ONLY"
+
+
+UPGRADE_ON_SIGNAL = """
+import pathlib, sys, time
+from app.cli.main import cli
+folder = pathlib.Path(sys.argv[1])
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+cli(["db", "upgrade"])
+"""
+"""``exops db upgrade``, started only once every process has imported the app, so that they all reach
+the database at the same moment instead of one after the other."""
+
+
+def _upgrade_process(url: str, folder: Path, n: int) -> subprocess.Popen[str]:
+    """``exops db upgrade`` in a process of its own, as a deploy step or a second host would run it."""
+    env = {**os.environ, "EXOPS_DATABASE_URL": url, "EXOPS_DATA_DIR": str(folder),
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", UPGRADE_ON_SIGNAL, str(folder), str(n)],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_concurrent_upgrades_all_succeed_and_exactly_one_migrates(database_url: str, tmp_path: Path) -> None:
+    """Four ``exops db upgrade`` processes and a server start-up (``ensure_schema``) on one fresh
+    database at the same moment: every one succeeds, one of them migrates, the rest find it done."""
+    processes = [_upgrade_process(database_url, tmp_path, n) for n in range(4)]
+    while len(list(tmp_path.glob("ready-*"))) < 4:
+        assert all(p.poll() is None for p in processes), [p.communicate() for p in processes]
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    in_process = ensure_schema(database_url, migrate=True)
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        outputs.append(out)
+    migrated = [o for o in outputs if "migrated from (empty) to" in o] + ([""] if in_process.migrated else [])
+    assert len(migrated) == 1, (outputs, in_process)
+    head = head_revision()
+    assert sum(f"is up to date ({head})" in o for o in outputs) == (4 if in_process.migrated else 3)
+    assert "exops:exops@" not in "".join(outputs)  # the URL is shown without its password
+    assert current_revision(database_url) == head
+
+
+def test_a_server_told_not_to_migrate_refuses_an_old_schema(database_url: str) -> None:
+    with pytest.raises(SchemaNotCurrent, match="run exops db upgrade"):
+        ensure_schema(database_url, migrate=False)
+    assert upgrade(database_url).migrated
+    assert ensure_schema(database_url, migrate=False) == UpgradeResult(head_revision(), head_revision())
+    assert not upgrade(database_url).migrated

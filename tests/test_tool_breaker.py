@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ import respx
 
 from tests.secret_helpers import lookup
 from tests.test_tools_live import KEY, URL, Clock, Harness, log_without_latency, make_call, make_tool
-from tools.breaker import BreakerBoard, BreakerSnapshot
+from tools.breaker import BreakerBoard, BreakerEvent, BreakerSnapshot, SharedBreaker
 from tools.http import HttpToolExecutor
 from tools.outbound import OutboundPolicy
 
@@ -282,3 +283,89 @@ def test_breakers_are_separate_per_tenant() -> None:
 def test_invalid_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="failure_threshold"):
         BreakerBoard(failure_threshold=0)
+
+
+class Peers:
+    """Other processes sharing the breakers, as a board sees them: what it told them, and whether
+    they grant the half-open trial."""
+
+    def __init__(self, grant: bool = True) -> None:
+        self.told: list[tuple[str, str]] = []
+        self.grant = grant
+        self.claims: list[tuple[str, float]] = []
+
+    def publish(self, key: str, event: BreakerEvent, at: datetime) -> None:
+        self.told.append((key, event))
+
+    async def claim_trial(self, key: str, lease_seconds: float) -> bool:
+        self.claims.append((key, lease_seconds))
+        return self.grant
+
+
+def shared_harness(peers: Peers) -> Harness:
+    h = Harness(threshold=3)
+    h.board = BreakerBoard(
+        failure_threshold=3, reset_seconds=30.0, clock=h.clock, wall_clock=h.clock.wall, peers=peers
+    )
+    h.executor = HttpToolExecutor(
+        lookup(h.secrets), breakers=h.board, outbound=OutboundPolicy(resolver=h.resolver),
+        sleep=h.sleeps, jitter=lambda: 0.5,
+    )  # fmt: skip
+    return h
+
+
+async def test_peers_hear_of_failures_and_closings_but_not_of_a_healthy_tool(wire: respx.MockRouter) -> None:
+    peers = Peers()
+    h = shared_harness(peers)
+    route = wire.post(URL).mock(return_value=httpx.Response(200, json={}))
+    assert (await h.call(make_tool(max_retries=0))).status == "SUCCESS"
+    assert peers.told == []  # nothing changed: a healthy tool costs the peers nothing
+
+    route.mock(return_value=httpx.Response(500))
+    await h.call(make_tool(max_retries=0))
+    route.mock(return_value=httpx.Response(200, json={}))
+    await h.call(make_tool(max_retries=0))
+    h.board.reset(KEY)
+    assert peers.told == [(KEY, "failure"), (KEY, "success"), (KEY, "reset")]
+
+
+async def test_a_half_open_trial_another_process_holds_is_refused_without_a_request(
+    wire: respx.MockRouter,
+) -> None:
+    peers = Peers(grant=False)
+    h = shared_harness(peers)
+    route = await open_breaker(h, wire)
+    h.clock.advance(30)
+
+    refused = await h.call(make_tool(max_retries=0))
+    assert (refused.status, refused.attempts) == ("FAILED", 0)
+    assert refused.error == f"circuit half-open for {KEY}: a trial call is already in flight"
+    assert route.call_count == 3 and peers.claims == [(KEY, 5.0 + 5.0)]  # the tool's timeout + margin
+    assert h.board.breaker(KEY).trial_running is False  # the local reservation was given back...
+    assert (KEY, "release") not in peers.told  # ...without releasing the other process's trial
+
+    peers.grant = True
+    route.mock(return_value=httpx.Response(200, json={}))
+    assert (await h.call(make_tool(max_retries=0))).status == "SUCCESS"
+    assert h.board.snapshot(KEY).state == "closed" and peers.told[-1] == (KEY, "success")
+
+
+def test_a_board_takes_the_peers_view_except_where_it_has_news_of_its_own() -> None:
+    clock = Clock()
+    board = BreakerBoard(failure_threshold=3, reset_seconds=30.0, clock=clock, wall_clock=clock.wall)
+    other = "acme-capital/settlements/getStatus"
+    opened = clock.wall() - timedelta(seconds=10)
+    board.apply({KEY: SharedBreaker(3, opened)})  # opened elsewhere 10 s ago, never called here
+    assert board.snapshot(KEY) == BreakerSnapshot(
+        KEY, "open", 3, opened.isoformat(), (opened + timedelta(seconds=30)).isoformat()
+    )
+    assert board.breaker(KEY).allow() is False
+    clock.advance(20)
+    assert board.snapshot(KEY).state == "half_open"  # the timer runs from when it opened there
+
+    board.breaker(other).record_failure()
+    board.apply({}, skip={other})  # closed everywhere; `other` has a failure not yet published
+    assert board.snapshot(KEY) == BreakerSnapshot(KEY, "closed", 0, None, None)
+    assert board.snapshot(other).consecutiveFailures == 1
+    board.apply({other: SharedBreaker(2, None)})  # failures add up across processes
+    assert board.snapshot(other).consecutiveFailures == 2 and board.snapshot(other).state == "closed"

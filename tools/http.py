@@ -31,7 +31,7 @@ from typing import Any, Literal
 import httpx
 
 from tools.breaker import BreakerBoard, CircuitBreaker
-from tools.executor import RegisteredTool, ToolCall, ToolOutcome, ToolStatus
+from tools.executor import BreakerState, RegisteredTool, ToolCall, ToolOutcome, ToolStatus
 from tools.outbound import OutboundPolicy, OutboundRefused
 from tools.preflight import refusal
 from tools.redaction import redact, scrub
@@ -53,6 +53,8 @@ UNPROCESSED_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeou
 """Errors raised before the request reached the tool: always safe to send again."""
 UNPROCESSED_STATUSES = frozenset({429, 503})
 TRANSIENT_CLIENT_STATUSES = frozenset({408, 429})
+TRIAL_LEASE_MARGIN_SECONDS = 5.0
+"""How long past the tool's timeout another process waits before sending a trial of its own."""
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,9 @@ class HttpToolExecutor:
 
         breaker = self._breakers.breaker(tool.key)
         before = breaker.state
-        if not breaker.allow():
+        admitted, trial = await self._admit(breaker, tool, before)
+        if not admitted:
             return self._refused(tool, request, breaker.refusal())
-        trial = before == "half_open"
         log: list[dict[str, Any]] = []
         total_ms, stopped = 0.0, ""
         try:
@@ -228,10 +230,10 @@ class HttpToolExecutor:
                 entry["retryInSeconds"] = delay = self._backoff.delay(len(log), jitter, result.retry_after)
                 await self._sleep(delay)
                 before = breaker.state
-                if not breaker.allow():
+                admitted, trial = await self._admit(breaker, tool, before)
+                if not admitted:
                     stopped = f"; not retried: {breaker.refusal()}"
                     break
-                trial = before == "half_open"
         finally:
             if trial:  # refused, cancelled or crashed holding the half-open trial: let the next caller try
                 breaker.release()
@@ -255,6 +257,21 @@ class HttpToolExecutor:
             latency_ms=total_ms,
             details=scrub(details, secrets),
         )
+
+    async def _admit(
+        self, breaker: CircuitBreaker, tool: RegisteredTool, before: BreakerState
+    ) -> tuple[bool, bool]:
+        """Whether the breaker lets a call go now, and whether that call is the half-open trial.
+        A trial reserved here is also claimed from the other processes sharing the breaker, so one
+        trial goes out in all (held for the tool's timeout plus a margin, in case this one dies)."""
+        if not breaker.allow():
+            return False, False
+        if before != "half_open":
+            return True, False
+        if await self._breakers.claim_trial(tool.key, tool.timeout_seconds + TRIAL_LEASE_MARGIN_SECONDS):
+            return True, True
+        breaker.release(publish=False)
+        return False, False
 
     async def _send(self, call: ToolCall, endpoint: str, headers: dict[str, str]) -> tuple[_Attempt, float]:
         tool = call.tool

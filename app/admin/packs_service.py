@@ -4,7 +4,9 @@ The same rules hold for domain packs and tenant policies, so one service serves 
 is what an activation must not break. A domain pack is shared, so activating one of its versions is
 refused while any active tenant policy on that domain would stop validating against it; a tenant
 policy is checked against the domain pack active at the moment it is activated. After every
-activation the in-memory ``PackStore`` is rebuilt from the committed rows, so the next run uses it.
+activation the in-memory ``PackStore`` is rebuilt from the committed rows, so the next run uses it;
+other processes rebuild theirs within a second (each change is announced first, which also makes
+concurrent changes from several processes take turns: ``app/packstore.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.db.models import PackActivation, PackVersion
 from app.db.session import Database
 from app.db.types import utc_now
 from app.packstore import PackStore, activate_version, content_hash, pack_identity, store_version
+from app.shared.changes import announce
 from packs.addresses import Network
 from packs.common import PackKind
 from packs.documents import detect_kind, parse_document
@@ -193,6 +196,7 @@ class PackAdmin:
     async def upload(self, loaded: LoadedPack, *, actor: str, activate: bool) -> tuple[PackVersion, bool]:
         """Store a validated version (and activate it); the same version with other content is a 409."""
         async with self.db.session() as session:
+            await announce(session, "packs")  # also makes concurrent uploads take turns
             try:
                 row, created = await store_version(session, loaded, source="api", actor=actor, activate=False)
             except PackError as exc:
@@ -223,6 +227,7 @@ class PackAdmin:
 
     async def activate(self, name: str, version: str, actor: str) -> PackVersion:
         async with self.db.session() as session:
+            await announce(session, "packs")
             row = await self._find(session, name, version)
             if row is None:
                 raise ProblemError(404, f"no {self.label} {name} version {version}")
@@ -234,6 +239,7 @@ class PackAdmin:
         """Undo the latest activation still standing: the version active before it comes back.
         Repeated rollbacks walk further back (1 → 2 → 3, then back to 2, then to 1)."""
         async with self.db.session() as session:
+            await announce(session, "packs")
             rows = (
                 (
                     await session.execute(

@@ -3,11 +3,13 @@
 A tenant admin can switch an allow-listed tool off (and on again) without writing a new policy
 version, e.g. while a downstream system is down. The switch is a ``TenantToolSetting`` row that the
 ``PackStore`` applies by removing the tool from the tenant's allow-list, so the store is rebuilt at
-once and the next run plans that step as a manual one.
+once and the next run plans that step as a manual one; every other process rebuilds its store within
+a second (``app/shared/``), and its executors refuse the tool from then on.
 
-Each tool also shows its circuit breaker (per tenant and tool, held by the process's ``Runtime``)
-and the limits in force for this tenant (its ``toolOverrides`` capped by ``maxAutoRetries``); an
-admin can close an open breaker once the downstream system is back.
+Each tool also shows its circuit breaker (per tenant and tool, shared by every process through the
+database, ``app/shared/breakers.py``) and the limits in force for this tenant (its
+``toolOverrides`` capped by ``maxAutoRetries``); an admin can close an open breaker once the
+downstream system is back, and it closes in every process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app.api.deps import Services, ServicesDep, TenantAdmin, Viewer
 from app.api.problems import ProblemError, responses
 from app.db.models import TenantToolSetting, ToolExecution
 from app.db.types import utc_now
+from app.shared.changes import announce
 from packs.domain import DomainPack
 from packs.tenant import TenantPolicyPack
 from tools.registry import ToolRegistry
@@ -151,6 +154,7 @@ async def switch(services: Services, tenant_id: str, tool: str, enabled: bool, a
             409, f"{tool} is not in the policy's allow-list: add it to toolsAllowList in the policy pack"
         )
     async with services.db.session() as session:
+        await announce(session, "packs")  # every process reloads its PackStore within a second
         setting = await session.get(TenantToolSetting, (tenant_id, tool))
         if setting is None:
             session.add(TenantToolSetting(tenant_id=tenant_id, tool=tool, enabled=enabled, changed_by=actor))
@@ -181,18 +185,21 @@ async def enable_tool(tenantId: str, tool: str, principal: TenantAdmin, services
     return await switch(services, tenantId, tool, True, principal.actor)
 
 
-def reset_tool_breaker(services: Services, tenant_id: str, tool: str) -> None:
-    """Close one tool's breaker for one tenant (404 when its domain has no such tool)."""
+async def reset_tool_breaker(services: Services, tenant_id: str, tool: str) -> None:
+    """Close one tool's breaker for one tenant (404 when its domain has no such tool), written to
+    the database before answering, so the other processes close theirs at their next poll."""
     policy, domain = packs_of(services, tenant_id)
     registered = ToolRegistry(domain, policy).get(tool)
     if registered is None:
         raise ProblemError(404, f"domain {domain.domainName} defines no tool {tool}")
     services.runtime.breakers.reset(registered.key)
+    if services.shared is not None:
+        await services.shared.publish()
 
 
 @router.post("/{tenantId}/tools/{tool}/breaker/reset", response_model=ToolView,
              responses=responses(401, 403, 404, 409, 429))  # fmt: skip
 async def reset_breaker(tenantId: str, tool: str, principal: TenantAdmin, services: ServicesDep) -> ToolView:
     """Close the tool's circuit breaker for this tenant (the downstream system is back)."""
-    reset_tool_breaker(services, tenantId, tool)
+    await reset_tool_breaker(services, tenantId, tool)
     return (await tool_views(services, tenantId, only=tool)).items[0]

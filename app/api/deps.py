@@ -22,6 +22,7 @@ from app.db.types import utc_now
 from app.packstore import PackStore
 from app.runtime import Runtime
 from app.settings import Settings
+from app.shared.changes import SharedState
 from graph.runner import CaseRunner
 from packs.common import TENANT_ID_PATTERN
 
@@ -35,6 +36,11 @@ class Services:
     runner: CaseRunner
     cases: CaseService
     limiter: RateLimiter
+    ui_secret: bytes
+    """Signs UI session and message cookies: ``EXOPS_UI_SESSION_SECRET``, else the installation's
+    own, generated once and kept in the database (``app/shared/instance.py``)."""
+    shared: SharedState | None = None
+    """This process's poller of state shared with other processes (``app/shared/``)."""
     access: AccessCache = field(default_factory=AccessCache)
 
 
@@ -164,13 +170,14 @@ def tenant_role(role: Role) -> Callable[..., Awaitable[Principal]]:
             raise ProblemError(403, f"this credential is not for tenant {tenantId}")
         if not principal.has(role):
             raise ProblemError(403, f"role {principal.role} may not do this; {role} or above is needed")
-        wait = services.limiter.take(tenantId)
+        if await active_tenant_name(services, tenantId) is None:
+            raise ProblemError(404, f"no tenant {tenantId}")
+        # After the tenant check: only tenants that exist get a bucket in the shared table.
+        wait = await services.limiter.take(tenantId)
         if wait > 0:
             raise ProblemError(
                 429, f"rate limit for tenant {tenantId} exceeded", headers={"Retry-After": retry_after(wait)}
             )
-        if await active_tenant_name(services, tenantId) is None:
-            raise ProblemError(404, f"no tenant {tenantId}")
         return principal
 
     return check

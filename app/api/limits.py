@@ -1,11 +1,15 @@
-"""Request limits: body size (413), JSON nesting (400), and a token bucket per tenant (429 with Retry-After)."""
+"""Request limits: body size (413), JSON nesting (400), and a token bucket per tenant (429 with Retry-After),
+shared by every API process in leases (``RateLimiter``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,30 +100,114 @@ async def _refuse(scope: Scope, send: Send, status: int, detail: str, field: str
     await send({"type": "http.response.body", "body": body})
 
 
+class BucketStore(Protocol):
+    """Where the token buckets live: this process (``MemoryBuckets``) or the database, shared by
+    every process (``app/shared/buckets.py``)."""
+
+    async def lease(
+        self, key: str, *, want: float, returned: float, capacity: float, rate: float, now: float
+    ) -> tuple[float, float]:
+        """Give back ``returned`` tokens, refill ``key``'s bucket up to ``now`` (``rate`` per second,
+        at most ``capacity``) and take up to ``want`` (less when fewer are left, none below one).
+        Returns the tokens granted and those left in the bucket."""
+        ...
+
+
 @dataclass
 class _Bucket:
     tokens: float
     updated: float
 
 
-class RateLimiter:
-    """``per_minute`` requests per key, refilled continuously; ``take`` says how long to wait when empty."""
+class MemoryBuckets:
+    """Buckets in this process alone (one process, or a test)."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
+    def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
 
-    def take(self, key: str, now: float | None = None) -> float:
-        """0 when allowed, else the seconds until a request would be."""
-        now = time.monotonic() if now is None else now
-        bucket = self._buckets.setdefault(key, _Bucket(self.capacity, now))
-        bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+    async def lease(
+        self, key: str, *, want: float, returned: float, capacity: float, rate: float, now: float
+    ) -> tuple[float, float]:
+        bucket = self._buckets.setdefault(key, _Bucket(capacity, now))
+        elapsed = max(0.0, now - bucket.updated)
+        available = min(capacity, bucket.tokens + elapsed * rate + returned)
+        granted = want if available >= want else (available if available >= 1 else 0.0)
+        bucket.tokens, bucket.updated = available - granted, max(now, bucket.updated)
+        return granted, bucket.tokens
+
+
+@dataclass
+class _Lease:
+    tokens: float = 0.0
+    expires: float = 0.0
+    blocked_until: float = 0.0
+    renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+LEASE_SECONDS = 1.0
+"""How long a process may spend a lease before it gives the rest back with its next renewal."""
+
+
+class RateLimiter:
+    """``per_minute`` requests per key (a tenant), refilled continuously, in one bucket for all processes.
+
+    Asking the shared bucket on every request would add a database write to each: instead a process
+    takes a lease of up to one second's refill (at least 1 token, at most a tenth of the capacity) and
+    spends it locally for at most ``LEASE_SECONDS``; the next renewal gives back what is left. So the
+    budget is never exceeded (a token is spent only once it was taken from the shared bucket), and a
+    process holds at most one lease of budget the others cannot use, for at most a second: a burst may
+    be cut that much short, the sustained rate never. A refusal is remembered until the bucket will
+    have refilled a token, so a flood of refused requests costs no writes either.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        store: BucketStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.lease_size = float(max(1, min(per_minute // 10, math.ceil(self.rate))))
+        self.lease_seconds = lease_seconds
+        self.store: BucketStore = store if store is not None else MemoryBuckets()
+        self.clock = clock
+        self._leases: dict[str, _Lease] = {}
+
+    def _spend(self, lease: _Lease, now: float) -> float | None:
+        """0 when the lease pays for the request, the wait while refused, None to renew."""
+        if lease.tokens >= 1 and now < lease.expires:
+            lease.tokens -= 1
             return 0.0
-        return (1 - bucket.tokens) / self.rate
+        if now < lease.blocked_until:
+            return lease.blocked_until - now
+        return None
+
+    async def take(self, key: str) -> float:
+        """0 when allowed, else the seconds until a request would be."""
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease()
+        verdict = self._spend(lease, self.clock())
+        if verdict is not None:
+            return verdict
+        async with lease.renewing:  # one renewal at a time; the others then spend what it brought
+            now = self.clock()
+            verdict = self._spend(lease, now)
+            if verdict is not None:
+                return verdict
+            returned, lease.tokens = lease.tokens, 0.0
+            granted, left = await self.store.lease(
+                key, want=self.lease_size, returned=returned, capacity=self.capacity, rate=self.rate, now=now
+            )
+            if granted >= 1:
+                lease.tokens, lease.expires = granted - 1, now + self.lease_seconds
+                return 0.0
+            wait = (1 - left) / self.rate
+            lease.blocked_until = now + wait
+            return wait
 
 
 def retry_after(seconds: float) -> str:

@@ -6,13 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.engine import make_url
 
 from app.admin.views import router as admin_router
 from app.api import openapi, problems
@@ -26,13 +24,17 @@ from app.cases.events import DatabaseEventSink
 from app.cases.run_views import router as run_router
 from app.cases.service import CaseService
 from app.cases.views import router as cases_router
-from app.db.migrate import upgrade
+from app.db.migrate import checkpoint_url, ensure_schema
 from app.db.session import Database, is_sqlite
 from app.metrics.views import router as metrics_router
 from app.packstore import PackStore, sync_directory
 from app.playbooks.views import router as playbooks_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from app.shared.breakers import SharedBreakers
+from app.shared.buckets import DbBuckets
+from app.shared.changes import SharedState, Watcher
+from app.shared.instance import ui_session_secret
 from app.ui import auth_views as ui_errors
 from app.ui.router import UI_STATIC
 from app.ui.router import router as ui_router
@@ -67,29 +69,54 @@ async def reload_packs(services: Services, registry: PackRegistry) -> list[str]:
 
 
 @asynccontextmanager
+async def shared_state(services: Services, breakers: SharedBreakers) -> AsyncIterator[SharedState]:
+    """Poll for what other processes change (packs, switches, breakers) and publish this one's
+    breaker changes, from the first view of the breakers on (``app/shared/``)."""
+
+    async def reload_store() -> None:
+        async with services.db.session() as session:
+            await services.store.load(session)
+
+    shared = SharedState(
+        services.db,
+        poll_seconds=services.settings.shared_poll_seconds,
+        watchers=[
+            Watcher("packs", lambda: services.store.generation, reload_store),
+            Watcher("breakers", lambda: breakers.generation, breakers.pull),
+        ],
+        publish=breakers.flush,
+    )
+    breakers.on_publish = shared.wake
+    await shared.tick()
+    async with shared.running():
+        yield shared
+
+
+@asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Everything the API needs, opened in order and closed in reverse."""
-    await asyncio.to_thread(upgrade, settings.db_url)
+    await asyncio.to_thread(ensure_schema, settings.db_url, migrate=settings.migrate_on_start)
     async with AsyncExitStack() as stack:
         db = Database(settings.db_url)
         stack.push_async_callback(db.close)
         if is_sqlite(settings.db_url):
             saver = await stack.enter_async_context(open_checkpointer("sqlite", settings.checkpoint_path))
         else:
-            plain = (
-                make_url(settings.db_url).set(drivername="postgresql").render_as_string(hide_password=False)
-            )
+            plain = checkpoint_url(settings.db_url)
             saver = await stack.enter_async_context(open_checkpointer("postgres", url=plain))
         store = PackStore()
-        runtime = Runtime(settings, store, events=DatabaseEventSink(db))
+        breakers = SharedBreakers(db, failure_threshold=settings.tool_breaker_failures,
+                                  reset_seconds=settings.tool_breaker_reset_seconds)  # fmt: skip
+        runtime = Runtime(settings, store, events=DatabaseEventSink(db), breakers=breakers.board)
         runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
         cases = CaseService(db, runner, runtime, concurrency=settings.worker_concurrency)
-        services = Services(
-            settings, db, store, runtime, runner, cases, RateLimiter(settings.rate_limit_per_minute)
-        )
+        limiter = RateLimiter(settings.rate_limit_per_minute, DbBuckets(db))
+        ui_secret = await ui_session_secret(db, settings.ui_session_secret)
+        services = Services(settings, db, store, runtime, runner, cases, limiter, ui_secret)
         registry = PackRegistry.from_directory(settings.packs_dir)
         for change in await reload_packs(services, registry):
             log.info("packs: %s", change)
+        services.shared = await stack.enter_async_context(shared_state(services, breakers))
         cases.start_workers()
         stack.push_async_callback(cases.stop_workers)
         recovered = await cases.recover()
@@ -154,8 +181,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(run_router)
     app.include_router(admin_router)
     app.include_router(docs_router)
-    secret = settings.ui_session_secret
-    app.state.ui_secret = secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
     ui_errors.install(app)
     app.include_router(ui_router)
     app.mount("/ui/static", StaticFiles(directory=UI_STATIC), name="ui-static")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.admin.accounts import TENANT_ROLES, IssuedKey, ensure_tenant, issue_key
 from app.auth.principal import Role
 from app.cli.output import console, errors
-from app.db.migrate import upgrade
+from app.db.migrate import shown_url, upgrade
 from app.db.models import ApiKey
 from app.db.session import Database
 from app.db.types import utc_now
@@ -25,10 +25,17 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the database to the latest schema (EXOPS_DATABASE_URL)."""
+    """Create or migrate the database to the latest schema (EXOPS_DATABASE_URL), under the migration
+    lock: run it from as many processes at once as you like, one migrates."""
     settings = get_settings()
-    upgrade(settings.db_url)
-    console.print(f"database at {settings.db_url} is up to date")
+    result = upgrade(settings.db_url)
+    where = shown_url(settings.db_url)
+    if result.migrated:
+        console.print(
+            f"database at {where} migrated from {result.before or '(empty)'} to {result.after}", markup=False
+        )
+    else:
+        console.print(f"database at {where} is up to date ({result.after})", markup=False)
 
 
 async def _create_tenant(settings: Settings, tenant_id: str, name: str) -> bool:

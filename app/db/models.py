@@ -265,3 +265,54 @@ class Run(Base):
 
 
 Index("ix_runs_idempotency", Run.tenant_id, Run.idempotency_key, unique=True)
+
+
+class SharedGeneration(Base):
+    """A counter per kind of state every process keeps a local copy of (``packs``: active versions
+    and tool switches; ``breakers``), raised in the transaction of each change. Processes poll these
+    few rows (``app/shared/``) and reload only what changed."""
+
+    __tablename__ = "shared_generations"
+
+    topic: Mapped[str] = mapped_column(String(40), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class ToolBreaker(Base):
+    """A circuit breaker that is not plainly closed, shared by every process (``tenant/domain/tool``).
+    Times are seconds since the epoch, so conditional UPDATEs compute with them the same way on SQLite
+    and PostgreSQL. A closed breaker has no row."""
+
+    __tablename__ = "tool_breakers"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[float | None] = mapped_column(Float)
+    trial_until: Mapped[float | None] = mapped_column(Float)
+    trial_owner: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class RateBucket(Base):
+    """A token bucket of the request rate limit (one per tenant), shared by every API process, which
+    take tokens from it in small leases (``app/shared/buckets.py``). ``granted`` is what the latest
+    lease took, read back with RETURNING."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    granted: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class InstanceSecret(Base):
+    """A secret the installation generates once and every process shares (the UI session key, unless
+    set in the settings)."""
+
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)

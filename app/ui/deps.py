@@ -41,7 +41,7 @@ class UiError(Exception):
 
 
 def session_secret(request: Request) -> bytes:
-    secret: bytes = request.app.state.ui_secret
+    secret: bytes = request.app.state.services.ui_secret
     return secret
 
 

@@ -72,7 +72,7 @@ def render(
 ) -> HTMLResponse:
     """The page, with the message a form left for this session (shown once, then forgotten)."""
     session = page.session if page else context.get("session")
-    secret: bytes = request.app.state.ui_secret
+    secret: bytes = request.app.state.services.ui_secret
     message = flash.decode(request.cookies.get(flash.COOKIE), session, secret) or flash.Flash()
     shared: dict[str, Any] = {"page": page, "session": session, "notice": message.notice,
                               "error": message.error, "flash_problems": list(message.problems)}  # fmt: skip

@@ -3,7 +3,8 @@
 Signing in with an API key (or a JWT) checks it once, then the cookie carries who the person is
 (subject, role, tenant, the key id), when the session ends, and a CSRF token that every form must
 echo. The cookie is an HMAC-signed JSON document: it cannot be forged or edited without the secret
-(``EXOPS_UI_SESSION_SECRET``; without one, a random secret per process, so sessions end on restart).
+(``EXOPS_UI_SESSION_SECRET``; without one, a key generated once and kept in the database, so every
+server process accepts the cookie and a restart keeps it: ``app/shared/instance.py``).
 A session made from an API key ends as soon as the key is revoked, one made from a JWT as soon as
 the token or its subject is revoked (both checked on every request).
 """

@@ -73,7 +73,7 @@ async def enable(page: AdminPage, form: CheckedForm, tool: str) -> RedirectRespo
 async def reset_breaker(page: AdminPage, form: CheckedForm, tool: str) -> RedirectResponse:
     """Close the tool's circuit breaker for this tenant, once the system behind it is back."""
     try:
-        reset_tool_breaker(page.services, page.tenant_id, tool)
+        await reset_tool_breaker(page.services, page.tenant_id, tool)
     except ProblemError as exc:
         return refused(page, tools_url(page), exc)
     return back(

@@ -1,10 +1,12 @@
-"""Alembic environment: the URL comes from the config ``exops db upgrade`` builds."""
+"""Alembic environment: the URL (or a connection holding the migration lock) comes from the config
+``app/db/migrate.py`` builds."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from app.db.migrate import ours
 from app.db.models import Base
 
 config = context.config
@@ -20,11 +22,21 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    shared = config.attributes.get("connection")
+    if shared is not None:  # app/db/migrate.py: a connection holding the migration lock, in its transaction
+        context.configure(
+            connection=shared, target_metadata=target_metadata, render_as_batch=True, include_name=ours
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     connectable = engine_from_config(
         config.get_section(config.config_ini_section) or {}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, include_name=ours
+        )
         with context.begin_transaction():
             context.run_migrations()
 

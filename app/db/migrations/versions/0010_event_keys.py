@@ -16,11 +16,8 @@ takeover), and every case the policy decided has a row. Rows written before are 
 the tables knew then (the case's result, its approvals): the candidates the policy weighed and its
 reasoning were only in the graph's state, so those rows show none.
 
-Numbered 0010 with down_revision 0007 for now: parallel work adds 0008 and 0009, and the chain is
-put in order when they are merged.
-
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-08
 """
 
@@ -34,7 +31,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
