@@ -7,6 +7,10 @@ running it twice gives the same answer and the second run records nothing. It ma
 before anything ran: the plan a person is asked to approve is replaced in the graph's state and the
 approval node asks again, so the same approval (same id, same deadline) now shows the new plan. It
 never removes the approval gate: a person who was going to decide still decides.
+
+A recalculation that changes the choice is an answer like any other: it claims the approval (so a
+decision arriving meanwhile is a 409 instead of approving a plan that is changing under it) and its
+job swaps the plan (``apply_recalculation``); the request waits for the job like a decision does.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from app.api.problems import ProblemError
 from app.cases.service import CaseService
+from app.jobs.base import plan_digest
+from app.jobs.claims import Claim
 from app.runtime import ConfigurationError, Runtime
 from graph.context import RunContext
 from graph.nodes.policy import policy_record
@@ -111,7 +117,7 @@ def playbook_view(
         "exceptionId": exception_id, "tenantId": tenant_id, "resolutionStatus": status,
         "playbook": _playbook_info(values), "steps": step_views(values), "currentStep": current,
         "waitingFor": kind, "approvalId": (pending or {}).get("approvalId") if kind == "approval" else None,
-        "selection": selection_of(values.get("policy") or {}),
+        "selection": selection_of(values.get("policy") or {}), "planDigest": plan_digest(plan),
     }  # fmt: skip
 
 
@@ -167,42 +173,67 @@ async def recalculate(
 ) -> dict[str, Any]:
     """Re-run playbook matching; replace the plan only while the case waits for its approval.
 
-    Runs under the case's lock, and holds the approval (PENDING → DECIDING, as a decision does) while
-    the plan is swapped, so a decision arriving meanwhile gets a 409 instead of approving a plan that
-    is changing under it.
-    """
-    async with cases.lock(tenant_id, exception_id):
-        values = await runner.values(tenant_id, exception_id)
-        if not values.get("policy"):
-            raise ProblemError(409, f"case {exception_id} has no policy decision to recalculate")
-        try:
-            ctx = runtime.context(tenant_id, run_id="recalculate")
-        except (ConfigurationError, LookupError) as exc:
-            raise ProblemError(409, str(exc)) from None
-        new = decide_now(ctx, values)
-        out = {"previous": selection_of(values["policy"]), "current": selection_of(new),
-               "packVersions": ctx.pack_versions}  # fmt: skip
-        if _choice(new) == _choice(values["policy"]):
-            return {"changed": False, **out}
-        if _started(values):
-            raise ProblemError(409, f"{NOT_STARTED}: steps of case {exception_id} already ran")
-        pending = await runner.pending(tenant_id, exception_id)
-        if pending is None or pending.get("kind") != "approval" or not values.get("approvalRequest"):
-            raise ProblemError(409, f"{NOT_STARTED}: case {exception_id} is not waiting for its approval")
-        update_state = _replanned(ctx, values, new, who)
-        request = update_state["approvalRequest"]
-        if not await cases.claim_approval(tenant_id, request["approvalId"]):
-            raise ProblemError(
-                409, f"approval {request['approvalId']} is being decided; the playbook cannot change now"
-            )
-        payload: dict[str, Any] | None = None
-        try:
-            await _apply(runner, ctx, exception_id, update_state)
-            await cases.record_result(tenant_id, exception_id, await runner.outcome(tenant_id, exception_id))
-            payload = request
-        finally:
-            await cases.release_approval(tenant_id, request["approvalId"], payload=payload)
-        return {"changed": True, **out}
+    The checks are made here first (nothing changes: answered at once, nothing recorded), then again
+    by the job under the case's serialization, which is what decides. Raises ``StillRunning`` when
+    the job takes longer than the request may wait."""
+    values = await runner.values(tenant_id, exception_id)
+    if not values.get("policy"):
+        raise ProblemError(409, f"case {exception_id} has no policy decision to recalculate")
+    try:
+        ctx = runtime.context(tenant_id, run_id="recalculate")
+    except (ConfigurationError, LookupError) as exc:
+        raise ProblemError(409, str(exc)) from None
+    new = decide_now(ctx, values)
+    if _choice(new) == _choice(values["policy"]):
+        return {"changed": False, "previous": selection_of(values["policy"]), "current": selection_of(new),
+                "packVersions": ctx.pack_versions}  # fmt: skip
+    if _started(values):
+        raise ProblemError(409, f"{NOT_STARTED}: steps of case {exception_id} already ran")
+    pending = await runner.pending(tenant_id, exception_id)
+    if pending is None or pending.get("kind") != "approval" or not values.get("approvalRequest"):
+        raise ProblemError(409, f"{NOT_STARTED}: case {exception_id} is not waiting for its approval")
+    outcome = await cases.claim_for_recalculation(tenant_id, values["approvalRequest"]["approvalId"], actor=who)
+    return dict(outcome["recalculation"])
+
+
+async def apply_recalculation(cases: CaseService, claim: Claim) -> None:
+    """The job's side of a recalculation: decide again under the packs active now and, if the choice
+    changed and nothing ran yet, swap the plan and let the approval node ask again; then record it
+    and give the approval back (PENDING, with the new plan). Run twice, the second run finds the
+    choice unchanged and records nothing new."""
+    runner, tenant_id, exception_id = cases.runner, claim.tenant_id, claim.exception_id
+    values = await runner.values(tenant_id, exception_id)
+    try:
+        ctx = cases.runtime.context(tenant_id, run_id="recalculate")
+    except (ConfigurationError, LookupError) as exc:
+        await cases.release(claim, {"status": 409, "detail": str(exc)})
+        return
+    if not values.get("policy"):
+        await cases.release(claim, {"status": 409, "detail": f"case {exception_id} has no policy decision"})
+        return
+    new = decide_now(ctx, values)
+    out = {"previous": selection_of(values["policy"]), "current": selection_of(new),
+           "packVersions": ctx.pack_versions}  # fmt: skip
+    if _choice(new) == _choice(values["policy"]):  # nothing to change (or an earlier try changed it)
+        outcome = await runner.outcome(tenant_id, exception_id)
+        await cases.record_and_settle(claim, outcome, applied=False, payload=values.get("approvalRequest"),
+                                      result={"status": 200, "recalculation": {"changed": False, **out}})  # fmt: skip
+        return
+    pending = await runner.pending(tenant_id, exception_id)
+    if _started(values) or pending is None or pending.get("approvalId") != claim.key:
+        detail = f"{NOT_STARTED}: case {exception_id} is not waiting for its approval"
+        await cases.release(claim, {"status": 409, "detail": detail})
+        return
+    update_state = _replanned(ctx, values, new, claim.claimed_by)
+    await _apply(runner, ctx, exception_id, update_state)
+    outcome = await runner.outcome(tenant_id, exception_id)
+    await cases.record_and_settle(claim, outcome, applied=False, payload=update_state["approvalRequest"],
+                                  result={"status": 200, "recalculation": {"changed": True, **out}})  # fmt: skip
+
+
+def install(cases: CaseService) -> None:
+    """Let the case service's answer jobs apply recalculations (kept here, with the rest of them)."""
+    cases.recalculator = apply_recalculation
 
 
 async def _apply(runner: CaseRunner, ctx: RunContext, exception_id: str, values: dict[str, Any]) -> None:
