@@ -154,7 +154,8 @@ async def step_refusal(session: AsyncSession, tenant_id: str, exception_id: str,
     done = next((s for s in row.steps or [] if s.get("order") == order and s.get("status") != "PENDING"), None)
     if done is not None:
         by = f" by {done['completedBy']}" if done.get("completedBy") else ""
-        return f"step {order} is already {str(done.get('status')).lower()}{by}"
+        after = f"; step {row.waiting_step} is the next expected step" if row.waiting_step else ""
+        return f"step {order} is already {str(done.get('status')).lower()}{by}{after}"
     if row.claim_state == "claimed":
         return (f"step {row.claim_step} is being {_who(row.claim_answer)} by {row.claimed_by} "
                 f"(since {_when(row.claimed_at)}); step {order} is not the next expected step")  # fmt: skip
