@@ -31,6 +31,13 @@ NAMING = {
 }
 
 
+def owned_here(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic's ``include_name`` filter: the schema objects these models describe. procrastinate's
+    tables (PostgreSQL's job queue) are created by migration 0008 from procrastinate's own schema
+    and are left out of comparisons with the models."""
+    return not (name or "").startswith("procrastinate_")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from app.db.models import Base
+from app.db.models import Base, owned_here
 
 config = context.config
 target_metadata = Base.metadata
@@ -13,7 +13,8 @@ target_metadata = Base.metadata
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True
+        url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True,
+        include_name=owned_here,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -24,7 +25,9 @@ def run_migrations_online() -> None:
         config.get_section(config.config_ini_section) or {}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, include_name=owned_here
+        )
         with context.begin_transaction():
             context.run_migrations()
 
