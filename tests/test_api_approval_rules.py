@@ -129,7 +129,9 @@ async def test_skip_needs_a_reason(api: Api) -> None:
     url = f"{CASES}/GLX-1002/playbook/steps/4/skip"
     digest = await plan_digest_of(api, "GLX-1002")
     for body in ({}, {"notes": "not needed"}, {"reason": " "}):
-        response = await api.client.post(url, json={**body, "planDigest": digest}, headers=api.as_("operator"))
+        response = await api.client.post(
+            url, json={**body, "planDigest": digest}, headers=api.as_("operator")
+        )
         assert response.status_code == 422 and paths(response) == ["body.reason"], (body, response.text)
     view = (await api.client.get(f"{CASES}/GLX-1002/playbook", headers=api.as_("viewer"))).json()
     assert view["currentStep"] == 4 and view["waitingFor"] == "manual_step"

@@ -286,7 +286,8 @@ async def test_recalculate_with_a_change_replaces_the_plan_awaiting_approval(api
         "currentStep"
     ] == 2
     done = await api.client.post(
-        f"{BASE}/GLX-1004/playbook/steps/2/complete", json={"planDigest": await plan_digest_of(api, "GLX-1004")},
+        f"{BASE}/GLX-1004/playbook/steps/2/complete",
+        json={"planDigest": await plan_digest_of(api, "GLX-1004")},
         headers=api.as_("operator"),
     )
     assert done.json()["resolutionStatus"] == "RESOLVED"

@@ -125,7 +125,17 @@ async def list_approvals(
     principal: Viewer,
     services: ServicesDep,
     status: Annotated[
-        Literal["PENDING", "CLAIMED", "APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER", "WITHDRAWN", "ALL"],
+        Literal[
+            "PENDING",
+            "CLAIMED",
+            "APPROVED",
+            "EDITED",
+            "REJECTED",
+            "EXPIRED",
+            "TAKEN_OVER",
+            "WITHDRAWN",
+            "ALL",
+        ],
         Query(),
     ] = "PENDING",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

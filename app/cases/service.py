@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from langgraph.types import StateSnapshot
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import FieldProblem, ProblemError
@@ -81,6 +81,7 @@ class CaseService:
         new_case = db.insert_new_only(ExceptionCase)
         self._store_case = new_case.execution_options(preserve_rowcount=True)
         self._store_cases = new_case.returning(ExceptionCase.exception_id)
+        self._store_run = insert(Run)
         self._claim_run = db.insert_new_only(Run).execution_options(preserve_rowcount=True)
 
     # -- ingestion -----------------------------------------------------------------------------
@@ -135,7 +136,7 @@ class CaseService:
                 fresh = set(stored.scalars())
                 new = [exception_id for exception_id in rows if exception_id in fresh]
             if idempotency_key is None:
-                await connection.execute(Run.__table__.insert(), run)
+                await connection.execute(self._store_run, run)
             await self.jobs.defer_many("process", [(tenant_id, e) for e in new], session=session)
         if new:
             self.jobs.wake()
@@ -248,7 +249,9 @@ class CaseService:
         self.jobs.wake()
         return await self.answered(claim, job_id)
 
-    async def claim_for_recalculation(self, tenant_id: str, approval_id: str, *, actor: str) -> dict[str, Any]:
+    async def claim_for_recalculation(
+        self, tenant_id: str, approval_id: str, *, actor: str
+    ) -> dict[str, Any]:
         """Hold the approval (as a decision would) while its job swaps the plan; what came of it."""
         answer = {"decision": "recalculate", "actor": actor}
         async with self.db.session() as session:
@@ -262,7 +265,9 @@ class CaseService:
         return await self.answered(claim, job_id)
 
     async def _defer_answer(self, session: AsyncSession, claim: Claim) -> str:
-        job_id = await self.jobs.defer("answer", claim.tenant_id, claim.exception_id, claim.ref(), session=session)
+        job_id = await self.jobs.defer(
+            "answer", claim.tenant_id, claim.exception_id, claim.ref(), session=session
+        )
         await claims.note_job(session, claim, job_id)
         return job_id
 
@@ -278,7 +283,9 @@ class CaseService:
             raise ProblemError(status, str(outcome.get("detail", "refused")), errors=errors)
         return outcome
 
-    async def claim_outcome(self, tenant_id: str, exception_id: str, ref: dict[str, Any]) -> dict[str, Any] | None:
+    async def claim_outcome(
+        self, tenant_id: str, exception_id: str, ref: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """What came of the answer ``ref`` names (None while it is being applied)."""
         async with self.db.session() as session:
             if ref["target"] == "approval":
@@ -313,7 +320,9 @@ class CaseService:
     async def drive(self, claim: Claim) -> None:
         """Resume-or-continue the graph for ``claim``, then record the run and settle the claim."""
         tenant_id, exception_id = claim.tenant_id, claim.exception_id
-        expect: Literal["approval", "manual_step"] = "approval" if claim.target == "approval" else "manual_step"
+        expect: Literal["approval", "manual_step"] = (
+            "approval" if claim.target == "approval" else "manual_step"
+        )
         try:
             ctx = self.runtime.context(tenant_id)
         except ConfigurationError as exc:
@@ -328,7 +337,9 @@ class CaseService:
             if waits_on(pending, claim) and claim.interrupt in (None, (pending or {}).get("interruptId")):
                 if claim.expired:  # the graph never took it and the claim lapsed: not applied at all
                     lapsed = claim.lease_until.isoformat(timespec="seconds")
-                    await self.release(claim, _problem(409, f"not applied: the answer's claim lapsed at {lapsed}"))
+                    await self.release(
+                        claim, _problem(409, f"not applied: the answer's claim lapsed at {lapsed}")
+                    )
                     return
                 if claim.interrupt is None:
                     async with self.db.session() as session:
@@ -435,19 +446,31 @@ class CaseService:
         now = now or utc_now()
         async with self.db.session() as session:
             approvals = await session.execute(
-                select(Approval.tenant_id, Approval.exception_id, Approval.approval_id, Approval.claim_token,
-                       Approval.claim_job)  # fmt: skip
-                .where(Approval.status == "CLAIMED", Approval.claim_lease_until < now)
+                select(
+                    Approval.tenant_id,
+                    Approval.exception_id,
+                    Approval.approval_id,
+                    Approval.claim_token,
+                    Approval.claim_job,
+                ).where(Approval.status == "CLAIMED", Approval.claim_lease_until < now)
             )
             steps = await session.execute(
-                select(PlaybookState.tenant_id, PlaybookState.exception_id, PlaybookState.claim_step,
-                       PlaybookState.claim_token, PlaybookState.claim_job)  # fmt: skip
-                .where(PlaybookState.claim_state == "claimed", PlaybookState.claim_lease_until < now)
+                select(
+                    PlaybookState.tenant_id,
+                    PlaybookState.exception_id,
+                    PlaybookState.claim_step,
+                    PlaybookState.claim_token,
+                    PlaybookState.claim_job,
+                ).where(PlaybookState.claim_state == "claimed", PlaybookState.claim_lease_until < now)
             )
             lapsed = [("approval", *row) for row in approvals.all()] + [("step", *row) for row in steps.all()]
         count = 0
         for target, tenant_id, exception_id, key, token, job_id in lapsed:
-            if job_id is not None and (job := await self.jobs.status(job_id)) is not None and job.status not in FINISHED:
+            if (
+                job_id is not None
+                and (job := await self.jobs.status(job_id)) is not None
+                and job.status not in FINISHED
+            ):
                 continue  # its job is still to run: it settles the claim itself
             ref = {"target": target, "key": str(key), "token": token}
             async with self.db.session() as session:

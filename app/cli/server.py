@@ -108,8 +108,11 @@ def serve(
     port: Annotated[int | None, typer.Option("--port")] = None,
     no_workers: Annotated[
         bool,
-        typer.Option("--no-workers", help="Serve the API only: cases and answers are queued for `exops worker` "
-                     "processes (on PostgreSQL, or on one SQLite file)"),
+        typer.Option(
+            "--no-workers",
+            help="Serve the API only: cases and answers are queued for `exops worker` "
+            "processes (on PostgreSQL, or on one SQLite file)",
+        ),
     ] = False,
 ) -> None:
     """Run the API server (migrates the database first); it also runs jobs unless --no-workers."""
@@ -149,7 +152,8 @@ async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event |
 
 def worker(
     concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, max=64, help="Jobs at once (EXOPS_WORKER_CONCURRENCY).")
+        int | None,
+        typer.Option("--concurrency", min=1, max=64, help="Jobs at once (EXOPS_WORKER_CONCURRENCY)."),
     ] = None,
 ) -> None:
     """Run case jobs (new cases, people's answers, the deadline sweep) without serving the API.

@@ -58,7 +58,7 @@ class Job:
 JobHandler = Callable[[Job], Awaitable[None]]
 
 
-class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a failure of the job
+class RetryLater(Exception):
     """Raised by a handler that cannot do its work yet (e.g. the tenant's packs are missing): the
     job is tried again after ``seconds``, without counting against its attempts."""
 
@@ -67,7 +67,7 @@ class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a failu
         self.seconds = seconds
 
 
-class StillRunning(Exception):  # noqa: N818 - a state, not an error: the answer is on its way
+class StillRunning(Exception):
     """A request waited as long as it may for its job; the job goes on (follow ``job``'s link)."""
 
     def __init__(self, job: Job) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import ProblemError
@@ -88,8 +88,11 @@ async def claim_approval(
     claimed = (
         await session.execute(
             update(Approval)
-            .where(Approval.tenant_id == tenant_id, Approval.approval_id == approval_id,
-                   Approval.status == "PENDING")  # fmt: skip
+            .where(
+                Approval.tenant_id == tenant_id,
+                Approval.approval_id == approval_id,
+                Approval.status == "PENDING",
+            )
             .values(status="CLAIMED", **values)
             .returning(Approval.exception_id, Approval.payload)
         )
@@ -127,10 +130,11 @@ async def claim_step(
         await session.execute(
             update(PlaybookState)
             .where(
-                PlaybookState.tenant_id == tenant_id, PlaybookState.exception_id == exception_id,
+                PlaybookState.tenant_id == tenant_id,
+                PlaybookState.exception_id == exception_id,
                 PlaybookState.waiting_step == order,
                 or_(PlaybookState.claim_state.is_(None), PlaybookState.claim_state != "claimed"),
-            )  # fmt: skip
+            )
             .values(claim_step=order, claim_state="claimed", **values)
             .returning(PlaybookState.steps)
         )
@@ -150,8 +154,12 @@ async def step_refusal(session: AsyncSession, tenant_id: str, exception_id: str,
         return f"case {exception_id} is not waiting for a manual step"
     if row.claim_step == order and row.claim_state in ("claimed", "applied"):
         tense = "is being" if row.claim_state == "claimed" else "was already"
-        return f"step {order} {tense} {_who(row.claim_answer)} by {row.claimed_by} (at {_when(row.claimed_at)})"
-    done = next((s for s in row.steps or [] if s.get("order") == order and s.get("status") != "PENDING"), None)
+        return (
+            f"step {order} {tense} {_who(row.claim_answer)} by {row.claimed_by} (at {_when(row.claimed_at)})"
+        )
+    done = next(
+        (s for s in row.steps or [] if s.get("order") == order and s.get("status") != "PENDING"), None
+    )
     if done is not None:
         by = f" by {done['completedBy']}" if done.get("completedBy") else ""
         after = f"; step {row.waiting_step} is the next expected step" if row.waiting_step else ""
@@ -215,7 +223,9 @@ async def settle(
     ``payload`` when its plan changed), the step waits for an answer again."""
     values: dict[str, Any] = {"claim_outcome": outcome, "claim_lease_until": None}
     if claim.target == "step":
-        await session.execute(_where(claim).values(claim_state="applied" if applied else "released", **values))
+        await session.execute(
+            _where(claim).values(claim_state="applied" if applied else "released", **values)
+        )
         return
     if payload is not None:
         values["payload"] = payload

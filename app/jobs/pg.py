@@ -110,7 +110,9 @@ class ProcrastinateJobQueue:
         retry = CaseRetry(self.settings.job_max_attempts)
 
         def task(kind: JobKind) -> Any:
-            async def run(context: JobContext, tenant_id: str, exception_id: str, payload: dict[str, Any]) -> None:
+            async def run(
+                context: JobContext, tenant_id: str, exception_id: str, payload: dict[str, Any]
+            ) -> None:
                 assert context.job.id is not None
                 job = Job(str(context.job.id), kind, tenant_id, exception_id, payload, "running",
                           context.job.attempts + 1)  # fmt: skip
@@ -123,7 +125,9 @@ class ProcrastinateJobQueue:
 
         async def sweep(context: JobContext, timestamp: int) -> None:
             assert context.job.id is not None
-            await self._run(Job(str(context.job.id), "sweep", None, None, {"timestamp": timestamp}, "running"))
+            await self._run(
+                Job(str(context.job.id), "sweep", None, None, {"timestamp": timestamp}, "running")
+            )
 
         sweep.__name__ = sweep.__qualname__ = "exops_sweep"
         registered = self.app.task(name=TASKS["sweep"], queue=QUEUE, retry=retry, pass_context=True,
@@ -189,7 +193,9 @@ class ProcrastinateJobQueue:
         if not cases:
             return []
         jobs = [self._job(kind, tenant_id, exception_id, None) for tenant_id, exception_id in cases]
-        deferred = await self.app.job_manager.batch_defer_jobs_async(jobs, connection=await self._driver(session))
+        deferred = await self.app.job_manager.batch_defer_jobs_async(
+            jobs, connection=await self._driver(session)
+        )
         return [str(job.id) for job in deferred]
 
     def wake(self) -> None:
@@ -259,14 +265,17 @@ class ProcrastinateJobQueue:
             update_heartbeat_interval=max(1.0, self.lease / 3), stalled_worker_timeout=self.lease,
             delete_jobs="never",
         )  # fmt: skip
-        self._worker_task = asyncio.create_task(self._worker.run(), name="exops-procrastinate-worker")
+        self._worker_task = asyncio.create_task(
+            self._worker.run(),  # type: ignore[no-untyped-call]
+            name="exops-procrastinate-worker",
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         if self._worker is None or self._worker_task is None:
             return
         if grace is not None:
             self._worker.shutdown_graceful_timeout = grace
-        self._worker.stop()
+        self._worker.stop()  # type: ignore[no-untyped-call]
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker_task
         self._worker = None

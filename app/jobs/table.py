@@ -25,9 +25,9 @@ import socket
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import CaseJob
@@ -37,6 +37,7 @@ from app.jobs.base import Job, JobHandler, JobKind, RetryLater
 from app.settings import Settings
 
 log = logging.getLogger("exops.jobs")
+JOBS = cast(Table, CaseJob.__table__)
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -124,7 +125,9 @@ class TableJobQueue:
         if not job_id.isdigit():
             return None
         async with self.db.session() as session:
-            row = (await session.execute(select(CaseJob).where(CaseJob.job_id == int(job_id)))).scalar_one_or_none()
+            row = (
+                await session.execute(select(CaseJob).where(CaseJob.job_id == int(job_id)))
+            ).scalar_one_or_none()
         return _job(row) if row is not None else None
 
     async def wait(self, job_id: str, timeout: float) -> Job | None:
@@ -154,9 +157,9 @@ class TableJobQueue:
     # -- working -------------------------------------------------------------------------------
     def _take_statement(self) -> Any:
         """One conditional UPDATE that takes the next job this worker may run (see module docstring)."""
-        job = CaseJob.__table__.alias("j")
-        other = CaseJob.__table__.alias("o")
-        at = bindparam("now", type_=CaseJob.__table__.c.run_after.type)
+        job = JOBS.alias("j")
+        other = JOBS.alias("o")
+        at = bindparam("now", type_=JOBS.c.run_after.type)
         blocked = exists().where(
             other.c.tenant_id == job.c.tenant_id,
             other.c.exception_id == job.c.exception_id,
@@ -170,8 +173,10 @@ class TableJobQueue:
             and_(job.c.status == "queued", job.c.run_after <= at),
             and_(job.c.status == "running", job.c.lease_until < at),
         )
-        candidate = select(job.c.job_id).where(ready, ~blocked).order_by(job.c.job_id).limit(1).scalar_subquery()
-        table = CaseJob.__table__
+        candidate = (
+            select(job.c.job_id).where(ready, ~blocked).order_by(job.c.job_id).limit(1).scalar_subquery()
+        )
+        table = JOBS
         return (
             update(table)
             .where(table.c.job_id == candidate)
@@ -188,7 +193,9 @@ class TableJobQueue:
         now = utc_now()
         async with self.db.session() as session:
             row = (
-                await session.execute(self._take, {"now": now, "owner": self.owner, "until": now + self.lease})
+                await session.execute(
+                    self._take, {"now": now, "owner": self.owner, "until": now + self.lease}
+                )
             ).one_or_none()
         return _job(row) if row is not None else None
 
@@ -239,7 +246,9 @@ class TableJobQueue:
             raise
         except RetryLater as later:
             renewing.cancel()
-            log.info("job %s (%s %s/%s) waits: %s", job.job_id, job.kind, job.tenant_id, job.exception_id, later)
+            log.info(
+                "job %s (%s %s/%s) waits: %s", job.job_id, job.kind, job.tenant_id, job.exception_id, later
+            )
             await self._later(job, later.seconds, str(later))
         except Exception as exc:
             renewing.cancel()
@@ -262,8 +271,11 @@ class TableJobQueue:
                 async with self.db.session() as session:
                     kept = await session.execute(
                         update(CaseJob)
-                        .where(CaseJob.job_id == int(job.job_id), CaseJob.owner == self.owner,
-                               CaseJob.status == "running")  # fmt: skip
+                        .where(
+                            CaseJob.job_id == int(job.job_id),
+                            CaseJob.owner == self.owner,
+                            CaseJob.status == "running",
+                        )
                         .values(lease_until=utc_now() + self.lease)
                     )
             except Exception:
@@ -282,12 +294,19 @@ class TableJobQueue:
 
     async def _done(self, job: Job) -> None:
         async with self.db.session() as session:
-            await session.execute(self._mine(job).values(status="done", lease_until=None, finished_at=utc_now()))
+            await session.execute(
+                self._mine(job).values(status="done", lease_until=None, finished_at=utc_now())
+            )
 
     async def _failed(self, job: Job, error: str) -> None:
         now = utc_now()
         if job.attempts >= self.max_attempts:
-            values: dict[str, Any] = {"status": "failed", "lease_until": None, "finished_at": now, "error": error}
+            values: dict[str, Any] = {
+                "status": "failed",
+                "lease_until": None,
+                "finished_at": now,
+                "error": error,
+            }
         else:
             backoff = min(MAX_BACKOFF_SECONDS, 2.0 ** (job.attempts - 1))
             values = {"status": "queued", "owner": None, "lease_until": None, "error": error,
@@ -298,8 +317,14 @@ class TableJobQueue:
     async def _later(self, job: Job, seconds: float, reason: str) -> None:
         async with self.db.session() as session:
             await session.execute(
-                self._mine(job).values(status="queued", owner=None, lease_until=None, error=reason,
-                                       attempts=CaseJob.attempts - 1, run_after=utc_now() + timedelta(seconds=seconds))  # fmt: skip
+                self._mine(job).values(
+                    status="queued",
+                    owner=None,
+                    lease_until=None,
+                    error=reason,
+                    attempts=CaseJob.attempts - 1,
+                    run_after=utc_now() + timedelta(seconds=seconds),
+                )
             )
 
     async def _give_back(self, job: Job) -> None:
@@ -307,21 +332,25 @@ class TableJobQueue:
         try:
             async with self.db.session() as session:
                 await session.execute(
-                    self._mine(job).values(status="queued", owner=None, lease_until=None,
-                                           attempts=CaseJob.attempts - 1)  # fmt: skip
+                    self._mine(job).values(
+                        status="queued", owner=None, lease_until=None, attempts=CaseJob.attempts - 1
+                    )
                 )
         except Exception:  # the lease runs out and the job is taken again anyway
             log.exception("giving back job %s failed", job.job_id)
 
     async def _periodic_sweep(self) -> None:
         """Queue a sweep every ``deadline_sweep_seconds`` unless one is already queued or running."""
-        table = CaseJob.__table__
+        table = JOBS
         while not self._stopping:
             await asyncio.sleep(self.sweep_every)
             row = self._row("sweep", None, None, None)
             waiting = exists().where(table.c.kind == "sweep", table.c.status.in_(("queued", "running")))
             statement = insert(table).from_select(
-                list(row), select(*[literal(value, type_=table.c[name].type) for name, value in row.items()]).where(~waiting)
+                list(row),
+                select(*[literal(value, type_=table.c[name].type) for name, value in row.items()]).where(
+                    ~waiting
+                ),
             )
             try:
                 async with self.db.session() as session:

@@ -192,7 +192,9 @@ async def recalculate(
     pending = await runner.pending(tenant_id, exception_id)
     if pending is None or pending.get("kind") != "approval" or not values.get("approvalRequest"):
         raise ProblemError(409, f"{NOT_STARTED}: case {exception_id} is not waiting for its approval")
-    outcome = await cases.claim_for_recalculation(tenant_id, values["approvalRequest"]["approvalId"], actor=who)
+    outcome = await cases.claim_for_recalculation(
+        tenant_id, values["approvalRequest"]["approvalId"], actor=who
+    )
     return dict(outcome["recalculation"])
 
 

@@ -23,8 +23,8 @@ from app.api.problems import ProblemError
 from app.cases.queries import filtered
 from app.cases.queries import page as page_of
 from app.db.models import ExceptionCase
-from app.playbooks.service import recalculate
 from app.jobs.base import StillRunning
+from app.playbooks.service import recalculate
 from app.ui.actions import DECISIONS, answer_step, decide_approval, still_running
 from app.ui.case_page import case_view, load_case, status_value
 from app.ui.deps import CheckedForm, OperatorPage, Page, ViewerPage, field
@@ -223,15 +223,24 @@ async def _answer(page: Page, exception_id: str, order: int, action: Literal["co
 async def complete_step(
     page: OperatorPage, form: CheckedForm, exceptionId: str, order: StepOrder
 ) -> RedirectResponse:
-    return await _answer(page, exceptionId, order, "complete", field(form, "notes"), field(form, "plan_digest"))
+    return await _answer(
+        page, exceptionId, order, "complete", field(form, "notes"), field(form, "plan_digest")
+    )
 
 
 @router.post("/exceptions/{exceptionId}/steps/{order}/skip")
 async def skip_step(
     page: OperatorPage, form: CheckedForm, exceptionId: str, order: StepOrder
 ) -> RedirectResponse:
-    return await _answer(page, exceptionId, order, "skip", field(form, "notes"), field(form, "plan_digest"),
-                         field(form, "reason"))
+    return await _answer(
+        page,
+        exceptionId,
+        order,
+        "skip",
+        field(form, "notes"),
+        field(form, "plan_digest"),
+        field(form, "reason"),
+    )
 
 
 @router.post("/exceptions/{exceptionId}/recalculate")

@@ -13,7 +13,9 @@ target_metadata = Base.metadata
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True,
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
         include_name=owned_here,
     )
     with context.begin_transaction():
@@ -26,7 +28,10 @@ def run_migrations_online() -> None:
     )
     with connectable.connect() as connection:
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True, include_name=owned_here
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            include_name=owned_here,
         )
         with context.begin_transaction():
             context.run_migrations()

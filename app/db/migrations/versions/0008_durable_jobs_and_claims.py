@@ -104,7 +104,7 @@ def _procrastinate_schema(bind: sa.Connection) -> None:
     if exists is None:
         driver = bind.connection.driver_connection
         assert driver is not None
-        driver.execute(SchemaManager.get_schema())  # type: ignore[attr-defined]
+        driver.execute(SchemaManager.get_schema())
 
 
 def _drop_procrastinate(bind: sa.Connection) -> None:
@@ -120,7 +120,9 @@ def _drop_procrastinate(bind: sa.Connection) -> None:
     ):
         op.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
     for (name,) in bind.execute(
-        sa.text("SELECT typname FROM pg_type WHERE typname LIKE 'procrastinate\\_%' ESCAPE '\\' AND typtype IN ('e', 'c')")
+        sa.text(
+            "SELECT typname FROM pg_type WHERE typname LIKE 'procrastinate\\_%' ESCAPE '\\' AND typtype IN ('e', 'c')"
+        )
     ):
         op.execute(f'DROP TYPE IF EXISTS "{name}" CASCADE')
 
