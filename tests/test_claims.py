@@ -51,7 +51,7 @@ async def human_events(api: Api, exception_id: str, kind: str) -> list[dict[str,
                 ExceptionEvent.exception_id == exception_id,
                 ExceptionEvent.type == kind,
                 ExceptionEvent.actor_type == "human",
-            )  # fmt: skip
+            )
         )
         return [{"actor": e.actor_id, "data": e.data} for e in rows.scalars()]
 
@@ -91,7 +91,7 @@ async def test_many_concurrent_answers_to_one_step_apply_once(api: Api) -> None:
         *(
             api.client.post(url, json={"planDigest": digest, "reason": f"r{i}"}, headers=api.as_("operator"))
             for i in range(8)
-        )  # fmt: skip
+        )
     )
     assert sorted(a.status_code for a in answers) == [200] + [409] * 7
     assert len(await human_events(api, "GLX-1004", "playbook_step_skipped")) == 1
