@@ -36,7 +36,7 @@ from app.runtime import ConfigurationError, Runtime
 from app.settings import Settings
 from graph.inputs import RawException, with_exception_id
 from graph.results import CaseOutcome, pending_request
-from graph.runner import CaseRunner, InvalidAnswer, NothingPending, config_for
+from graph.runner import CaseRunner, InvalidAnswer, NothingPending, config_for, cut_off
 
 log = logging.getLogger("exops.cases")
 
@@ -355,7 +355,7 @@ class CaseService:
                     await self.release(claim, _problem(422, str(exc), errors))
                     return
                 break
-            if snapshot.next and not snapshot.interrupts:  # a run cut off mid-way: carry it on
+            if cut_off(snapshot):  # a run cut off mid-way: carry it on
                 await self.runner.invoke(None, config_for(tenant_id, exception_id, ctx.run_id), ctx)
                 if claim.interrupt is None:  # not this answer's run: look again for its interrupt
                     continue
