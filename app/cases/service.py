@@ -94,7 +94,8 @@ class CaseService:
         cases: of requests racing with the same key, one inserts it and the others find it taken
         (``ON CONFLICT DO NOTHING``; PostgreSQL makes them wait for the winner's commit, SQLite's
         write lock does the same), then answer the winner's ids, having stored nothing themselves.
-        The ``process`` jobs are written in the same transaction as the cases they process.
+        The ``process`` jobs are written in the same transaction as the cases they process (on SQLite
+        by a trigger, in the very statement that stores the cases).
         """
         if idempotency_key is not None and not idempotency_key.strip():
             raise ValueError("an idempotency key is never empty")  # the route answers 400 first
@@ -137,7 +138,8 @@ class CaseService:
                 new = [exception_id for exception_id in rows if exception_id in fresh]
             if idempotency_key is None:
                 await connection.execute(self._store_run, run)
-            await self.jobs.defer_many("process", [(tenant_id, e) for e in new], session=session)
+            if not self.jobs.queues_accepted_cases:  # else the database queued them with the rows
+                await self.jobs.defer_many("process", [(tenant_id, e) for e in new], session=session)
         if new:
             self.jobs.wake()
         return ids, bool(new)

@@ -244,8 +244,9 @@ class CaseJob(Base):
     """A unit of case work on the embedded (SQLite) job queue: process a case, apply a person's answer,
     sweep deadlines. A worker takes one with a conditional UPDATE (never a job of a case that has
     another one running or an earlier one waiting) and holds it under a lease it renews while it
-    runs; a job whose lease ran out (its process died) is taken again the same way. On PostgreSQL
-    procrastinate keeps its own jobs and this table stays empty."""
+    runs; a job whose lease ran out (its process died) is taken again the same way. A case stored as
+    accepted gets its ``process`` job from a trigger (migration 0008). On PostgreSQL procrastinate
+    keeps its own jobs and this table stays empty."""
 
     __tablename__ = "case_jobs"
     __table_args__ = (

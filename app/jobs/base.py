@@ -79,6 +79,9 @@ class JobQueue(Protocol):
     """Durable jobs: queued in the database, run by workers in this process or any other."""
 
     backend: str
+    queues_accepted_cases: bool
+    """True when the database itself queues a ``process`` job with every case stored as accepted
+    (SQLite: a trigger, see migration 0008), so storing a case costs no extra round trip."""
 
     async def open(self) -> None:
         """Connect (before anything is queued)."""

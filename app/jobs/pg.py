@@ -90,6 +90,7 @@ class ProcrastinateJobQueue:
     """``JobQueue`` on procrastinate (see the module docstring)."""
 
     backend = "procrastinate"
+    queues_accepted_cases = False
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db

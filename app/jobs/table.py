@@ -57,6 +57,7 @@ class TableJobQueue:
     """``JobQueue`` on the ``case_jobs`` table (see the module docstring)."""
 
     backend = "database"
+    queues_accepted_cases = True  # the case_jobs_process_on_accept trigger (migration 0008)
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -73,8 +74,10 @@ class TableJobQueue:
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[asyncio.Task[None], Job] = {}
         self._stopping = False
-        self._insert = insert(CaseJob)
-        self._insert_returning = insert(CaseJob).returning(CaseJob.job_id, sort_by_parameter_order=True)
+        # Core statements on the table, run on the session's connection: the ORM's bulk-insert path
+        # costs more than the insert itself, and ingest stores a job with every case
+        self._insert = insert(JOBS)
+        self._insert_returning = insert(JOBS).returning(JOBS.c.job_id, sort_by_parameter_order=True)
         self._take = self._take_statement()
 
     async def open(self) -> None:
@@ -99,9 +102,11 @@ class TableJobQueue:
     ) -> str:
         row = self._row(kind, tenant_id, exception_id, payload)
         if session is not None:
-            return str((await session.execute(self._insert_returning, [row])).scalar_one())
+            connection = await session.connection()
+            return str((await connection.execute(self._insert_returning, [row])).scalar_one())
         async with self.db.session() as own:
-            job_id = str((await own.execute(self._insert_returning, [row])).scalar_one())
+            connection = await own.connection()
+            job_id = str((await connection.execute(self._insert_returning, [row])).scalar_one())
         self.wake()
         return job_id
 
@@ -111,10 +116,11 @@ class TableJobQueue:
         if not cases:
             return []
         rows = [self._row(kind, tenant_id, exception_id, None) for tenant_id, exception_id in cases]
+        connection = await session.connection()
         if len(rows) == 1:  # the usual ingest: no RETURNING needed to learn nothing
-            await session.execute(self._insert, rows[0])
+            await connection.execute(self._insert, rows[0])
             return []
-        return [str(job_id) for job_id in (await session.execute(self._insert_returning, rows)).scalars()]
+        return [str(job_id) for job_id in (await connection.execute(self._insert_returning, rows)).scalars()]
 
     def wake(self) -> None:
         self._generation += 1

@@ -7,6 +7,11 @@
   step that prepares a database, under the same lock as every other migration.
 * approvals and playbook states get the claim columns: who answered, when, the plan digest they
   saw, until when the claim holds, the answer, the job applying it and what came of it.
+* On SQLite a trigger queues the ``process`` job of every case inserted as ``accepted``, in the
+  statement that inserts the case: ingest costs what it did before jobs were durable (one row
+  more, written by SQLite itself, without another round trip from Python). A later migration that
+  rebuilds ``exceptions`` on SQLite (``batch_alter_table`` copies the table) drops the trigger with
+  the old table and must create it again (``ACCEPT_TRIGGER`` below).
 * Work already accepted is carried over: cases accepted or cut off mid-run get a job (they were
   found by ``recover()`` at start-up before), and approvals left ``DECIDING`` by a crash (the state
   the claim replaces) go back to ``PENDING``: the job that would have decided them died with its
@@ -89,11 +94,21 @@ def upgrade() -> None:
             "NOW() FROM exceptions WHERE processing IN ('accepted', 'running') ORDER BY received_at"
         )
     else:
+        op.execute(ACCEPT_TRIGGER)
         op.execute(
             "INSERT INTO case_jobs (kind, tenant_id, exception_id, payload, status, run_after, attempts, "
             "created_at) SELECT 'process', tenant_id, exception_id, '{}', 'queued', received_at, 0, received_at "
             "FROM exceptions WHERE processing IN ('accepted', 'running') ORDER BY received_at"
         )
+
+
+ACCEPT_TRIGGER = """
+CREATE TRIGGER case_jobs_process_on_accept AFTER INSERT ON exceptions WHEN NEW.processing = 'accepted'
+BEGIN
+    INSERT INTO case_jobs (kind, tenant_id, exception_id, payload, status, run_after, attempts, created_at)
+    VALUES ('process', NEW.tenant_id, NEW.exception_id, '{}', 'queued', NEW.received_at, 0, NEW.received_at);
+END
+"""
 
 
 def _procrastinate_schema(bind: sa.Connection) -> None:
@@ -131,6 +146,8 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         _drop_procrastinate(bind)
+    else:
+        op.execute("DROP TRIGGER IF EXISTS case_jobs_process_on_accept")
     op.execute("UPDATE approvals SET status = 'PENDING' WHERE status = 'CLAIMED'")
     with op.batch_alter_table("playbook_states") as batch_op:
         for column in reversed(_claim_columns()):
