@@ -70,7 +70,7 @@ def exops(data_dir: Path, kill_at: str = "", **env: str) -> Iterator[tuple[subpr
     }  # fmt: skip
     log = (data_dir / f"server-{port}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "tests.crash_server", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
