@@ -239,6 +239,8 @@ class TableJobQueue:
             except asyncio.CancelledError:
                 if not task.done():
                     raise
+            except Exception:  # recording the job's end failed: its lease runs out, it is taken again
+                log.exception("job %s: its end could not be recorded", job.job_id)
             finally:
                 self._running.pop(task, None)
 
