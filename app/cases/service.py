@@ -371,8 +371,11 @@ class CaseService:
                 return
             outcome = await self.runner.outcome(tenant_id, exception_id)  # an earlier try resumed it
             break
-        else:
+        else:  # carried on twice and still not waiting for this answer: leave it unapplied
             outcome = await self.runner.outcome(tenant_id, exception_id)
+            refusal = _problem(409, f"case {exception_id} is still running: answer again once it waits")
+            await self.record_and_settle(claim, outcome, applied=False, result=refusal)
+            return
         applied, result = self._judge(claim, outcome)
         await self.record_and_settle(claim, outcome, applied=applied, result=result)
 
