@@ -202,6 +202,8 @@ class CaseService:
         case = await session.get(ExceptionCase, (tenant_id, exception_id))
         assert case is not None
         await project(session, case, outcome.result, outcome.values)
+        if outcome.values.get("plan") is None:  # no plan, no playbook row: no step to wait on
+            return
         await session.flush()
         pending = outcome.result.get("pending") or {}
         waiting = pending.get("order") if pending.get("kind") == "manual_step" else None

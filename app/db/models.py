@@ -250,7 +250,7 @@ class CaseJob(Base):
 
     __tablename__ = "case_jobs"
     __table_args__ = (
-        Index("ix_case_jobs_ready", "status", "run_after"),
+        Index("ix_case_jobs_ready", "status", "job_id"),
         Index("ix_case_jobs_case", "tenant_id", "exception_id", "status"),
     )
 

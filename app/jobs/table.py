@@ -71,14 +71,27 @@ class TableJobQueue:
         self._generation = 0
         self._wakeup = asyncio.Event()
         self._finished: dict[str, asyncio.Event] = {}
+        self._settled = asyncio.Event()  # set whenever a job of this process ends
         self._workers: list[asyncio.Task[None]] = []
-        self._running: dict[asyncio.Task[None], Job] = {}
+        self._timer: asyncio.Task[None] | None = None
+        self._running: dict[asyncio.Task[bool], Job] = {}
         self._stopping = False
         # Core statements on the table, run on the session's connection: the ORM's bulk-insert path
         # costs more than the insert itself, and ingest stores a job with every case
         self._insert = insert(JOBS)
         self._insert_returning = insert(JOBS).returning(JOBS.c.job_id, sort_by_parameter_order=True)
         self._take = self._take_statement()
+        self._finish = (
+            update(JOBS)
+            .where(
+                JOBS.c.job_id == bindparam("job"),
+                JOBS.c.owner == bindparam("me"),
+                JOBS.c.status == "running",
+            )
+            .values(
+                status="done", lease_until=None, finished_at=bindparam("at", type_=JOBS.c.finished_at.type)
+            )
+        )
 
     async def open(self) -> None:
         """Nothing to open: the queue uses the app's own database connections."""
@@ -155,55 +168,78 @@ class TableJobQueue:
     async def drain(self) -> None:
         count = select(func.count()).select_from(CaseJob).where(CaseJob.status.in_(("queued", "running")))
         while True:
+            self._settled.clear()
             async with self.db.session() as session:
                 if (await session.execute(count)).scalar_one() == 0:
                     return
-            await asyncio.sleep(0.02)
+            # a job ending here says so at once; one ending in another process, the next look
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), 0.25)
 
     # -- working -------------------------------------------------------------------------------
     def _take_statement(self) -> Any:
-        """One conditional UPDATE that takes the next job this worker may run (see module docstring)."""
-        job = JOBS.alias("j")
-        other = JOBS.alias("o")
+        """One conditional UPDATE that takes the next job this worker may run (see module docstring):
+        a job whose lease ran out first (its worker died), else the oldest ready one. Each candidate
+        is found by walking the ``(status, job_id)`` index, so finished jobs are never scanned."""
         at = bindparam("now", type_=JOBS.c.run_after.type)
-        blocked = exists().where(
-            other.c.tenant_id == job.c.tenant_id,
-            other.c.exception_id == job.c.exception_id,
-            other.c.job_id != job.c.job_id,
-            or_(
-                and_(other.c.status == "running", other.c.lease_until >= at),
-                and_(other.c.status.in_(("queued", "running")), other.c.job_id < job.c.job_id),
-            ),
-        )
-        ready = or_(
-            and_(job.c.status == "queued", job.c.run_after <= at),
-            and_(job.c.status == "running", job.c.lease_until < at),
-        )
-        candidate = (
-            select(job.c.job_id).where(ready, ~blocked).order_by(job.c.job_id).limit(1).scalar_subquery()
-        )
-        table = JOBS
+
+        def first(status: str, due: Any) -> Any:
+            job = JOBS.alias(f"j_{status}")
+            other = JOBS.alias(f"o_{status}")
+            blocked = exists().where(
+                other.c.tenant_id == job.c.tenant_id,
+                other.c.exception_id == job.c.exception_id,
+                other.c.job_id != job.c.job_id,
+                or_(
+                    and_(other.c.status == "running", other.c.lease_until >= at),
+                    and_(other.c.status.in_(("queued", "running")), other.c.job_id < job.c.job_id),
+                ),
+            )
+            return (
+                select(job.c.job_id)
+                .where(job.c.status == status, due(job), ~blocked)
+                .order_by(job.c.job_id)
+                .limit(1)
+                .scalar_subquery()
+            )
+
+        lapsed = first("running", lambda job: job.c.lease_until < at)
+        ready = first("queued", lambda job: job.c.run_after <= at)
         return (
-            update(table)
-            .where(table.c.job_id == candidate)
+            update(JOBS)
+            .where(JOBS.c.job_id == func.coalesce(lapsed, ready))
             .values(
                 status="running",
                 owner=bindparam("owner"),
-                lease_until=bindparam("until", type_=table.c.lease_until.type),
-                attempts=table.c.attempts + 1,
+                lease_until=bindparam("until", type_=JOBS.c.lease_until.type),
+                attempts=JOBS.c.attempts + 1,
             )
-            .returning(*table.c)
+            .returning(*JOBS.c)
         )
 
-    async def _take_one(self) -> Job | None:
+    async def _take_one(self, done: Job | None = None) -> Job | None:
+        """Take the next job; first, in the same transaction, record ``done`` (the job this worker just
+        finished): one write transaction per job instead of two, which a SQLite file, one writer at a
+        time, feels."""
         now = utc_now()
-        async with self.db.session() as session:
+        async with self.db.engine.begin() as connection:
+            if done is not None:
+                await connection.execute(
+                    self._finish, {"job": int(done.job_id), "me": self.owner, "at": now}
+                )
             row = (
-                await session.execute(
+                await connection.execute(
                     self._take, {"now": now, "owner": self.owner, "until": now + self.lease}
                 )
             ).one_or_none()
         return _job(row) if row is not None else None
+
+    def _ended(self, job: Job) -> None:
+        """Wake whoever waits for ``job`` (its end is committed)."""
+        self._settled.set()
+        event = self._finished.pop(job.job_id, None)
+        if event is not None:
+            event.set()
 
     async def _idle(self, seen: int) -> None:
         if self._generation != seen or self._stopping:
@@ -219,23 +255,29 @@ class TableJobQueue:
         self._workers = [
             asyncio.create_task(self._work(handler), name=f"exops-worker-{i}") for i in range(concurrency)
         ]
-        self._workers.append(asyncio.create_task(self._periodic_sweep(), name="exops-sweep-timer"))
+        self._timer = asyncio.create_task(self._periodic_sweep(), name="exops-sweep-timer")
 
     async def _work(self, handler: JobHandler) -> None:
+        finished: Job | None = None  # succeeded; recorded with the next take
         while not self._stopping:
             seen = self._generation
             try:
-                job = await self._take_one()
+                job = await self._take_one(finished)
             except Exception:  # the database is busy or gone for a moment: look again later
                 log.exception("taking a job failed")
-                job = None
+                await self._idle(seen)
+                continue
+            if finished is not None:
+                self._ended(finished)
+                finished = None
             if job is None:
                 await self._idle(seen)
                 continue
             task = asyncio.create_task(self._run(job, handler), name=f"exops-job-{job.job_id}")
             self._running[task] = job
             try:
-                await asyncio.shield(task)
+                if await asyncio.shield(task):
+                    finished = job
             except asyncio.CancelledError:
                 if not task.done():
                     raise
@@ -243,14 +285,26 @@ class TableJobQueue:
                 log.exception("job %s: its end could not be recorded", job.job_id)
             finally:
                 self._running.pop(task, None)
+        if finished is not None:  # stopping: record the last one on its own
+            try:
+                async with self.db.engine.begin() as connection:
+                    await connection.execute(
+                        self._finish, {"job": int(finished.job_id), "me": self.owner, "at": utc_now()}
+                    )
+                self._ended(finished)
+            except Exception:  # its lease runs out and it is taken again, and finds the work done
+                log.exception("job %s: its end could not be recorded", finished.job_id)
 
-    async def _run(self, job: Job, handler: JobHandler) -> None:
+    async def _run(self, job: Job, handler: JobHandler) -> bool:
+        """Run the job; True when it succeeded (the worker records that with its next take), else its
+        end (retry, failure, hand-back) is recorded here."""
         renewing = asyncio.create_task(self._renew(job, asyncio.current_task()))
         try:
             await handler(job)
         except asyncio.CancelledError:
             renewing.cancel()
             await asyncio.shield(self._give_back(job))
+            self._ended(job)
             raise
         except RetryLater as later:
             renewing.cancel()
@@ -258,17 +312,16 @@ class TableJobQueue:
                 "job %s (%s %s/%s) waits: %s", job.job_id, job.kind, job.tenant_id, job.exception_id, later
             )
             await self._later(job, later.seconds, str(later))
+            self._ended(job)
+            return False
         except Exception as exc:
             renewing.cancel()
             log.exception("job %s (%s %s/%s) failed", job.job_id, job.kind, job.tenant_id, job.exception_id)
             await self._failed(job, f"{type(exc).__name__}: {exc}")
-        else:
-            renewing.cancel()
-            await self._done(job)
-        finally:
-            event = self._finished.pop(job.job_id, None)
-            if event is not None:
-                event.set()
+            self._ended(job)
+            return False
+        renewing.cancel()
+        return True
 
     async def _renew(self, job: Job, running: asyncio.Task[Any] | None) -> None:
         """Keep the lease while the job runs; if it was lost (this process stalled past it and another
@@ -299,12 +352,6 @@ class TableJobQueue:
         return update(CaseJob).where(
             CaseJob.job_id == int(job.job_id), CaseJob.owner == self.owner, CaseJob.status == "running"
         )
-
-    async def _done(self, job: Job) -> None:
-        async with self.db.session() as session:
-            await session.execute(
-                self._mine(job).values(status="done", lease_until=None, finished_at=utc_now())
-            )
 
     async def _failed(self, job: Job, error: str) -> None:
         now = utc_now()
@@ -381,15 +428,21 @@ class TableJobQueue:
             return
         self._stopping = True
         self._wakeup.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+            self._timer = None
         running = list(self._running)
         if running:
             await asyncio.wait(running, timeout=self.grace if grace is None else grace)
-        for task in self._running:  # past the grace period: given back (see _run)
-            task.cancel()
+        for job_task in self._running:  # past the grace period: given back (see _run)
+            job_task.cancel()
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        for task in self._workers:
-            task.cancel()
+        # each worker loop now records the job it finished last and ends; the sweep timer is cancelled
+        await asyncio.wait(self._workers, timeout=10)
+        for worker in self._workers:
+            worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
         self._running = {}

@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("job_id", name=op.f("pk_case_jobs")),
     )
-    op.create_index("ix_case_jobs_ready", "case_jobs", ["status", "run_after"])
+    op.create_index("ix_case_jobs_ready", "case_jobs", ["status", "job_id"])
     op.create_index("ix_case_jobs_case", "case_jobs", ["tenant_id", "exception_id", "status"])
     with op.batch_alter_table("approvals") as batch_op:
         for column in _claim_columns():
