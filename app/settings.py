@@ -80,8 +80,38 @@ class Settings(BaseSettings):
         description="How often a process looks for changes other processes made to shared state (pack "
         "versions, tool switches, circuit breakers): the bound on how stale its copy can be",
     )
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
-    deadline_sweep_seconds: float = Field(default=30.0, gt=0)
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Jobs a worker runs at once (exops serve, exops worker)"
+    )
+    deadline_sweep_seconds: float = Field(
+        default=30.0, gt=0, description="How often overdue approvals and lapsed claims are swept"
+    )
+    answer_wait_seconds: float = Field(
+        default=5.0, ge=0, le=60,
+        description="How long a request that resumes a case (approve, complete a step, recalculate) waits "
+        "for its job before answering 202 with a link to follow",
+    )  # fmt: skip
+    job_lease_seconds: float = Field(
+        default=30.0, ge=1, le=3600,
+        description="A running job's lease (renewed while it runs); a job whose process died is taken again "
+        "once it runs out. On PostgreSQL: how long a worker may miss heartbeats before its jobs are retried",
+    )  # fmt: skip
+    claim_lease_seconds: float = Field(
+        default=600.0, ge=5,
+        description="How long a person's answer holds its approval or step while its job applies it; an "
+        "answer the graph never took by then is returned (applied exactly once, or not at all)",
+    )  # fmt: skip
+    job_max_attempts: int = Field(default=5, ge=1, le=100, description="Tries of a job that keeps failing")
+    job_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often idle workers look for jobs another process queued"
+    )
+    job_retention_hours: float = Field(
+        default=24.0, ge=0, description="Finished jobs are kept this long (job status links), then deleted"
+    )
+    worker_shutdown_seconds: float = Field(
+        default=30.0, ge=0,
+        description="On stop, how long a worker lets running jobs finish before it gives them back",
+    )  # fmt: skip
     demo: bool = Field(default=True, description="exops start creates demo tenants and keys")
 
     # Tools and notifications

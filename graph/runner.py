@@ -19,7 +19,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, Durability
+from langgraph.types import Command, Durability, StateSnapshot
 from pydantic import ValidationError
 
 from graph.checkpoint import Compaction, compact_thread
@@ -42,6 +42,13 @@ class InvalidAnswer(ValueError):
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.errors = errors or []
+
+
+def cut_off(snapshot: StateSnapshot) -> bool:
+    """Whether a run stopped part-way (its process died): tasks are left to run and none waits for a
+    person. ``next`` alone does not say so: killed right after its first checkpoint, a run's only
+    task (``__start__``, its writes saved) is not in ``next``, yet the graph has not run at all."""
+    return bool(snapshot.next or snapshot.tasks) and not snapshot.interrupts
 
 
 def thread_id(tenant_id: str, exception_id: str) -> str:
@@ -76,7 +83,7 @@ class CaseRunner:
         config = config_for(ctx.tenant.tenantId, raw.exceptionId, ctx.run_id)
         existing = await self.graph.aget_state(config)
         if existing.values:
-            if existing.next and not existing.interrupts:  # cut off mid-run (a crash): carry on
+            if cut_off(existing):  # a crash stopped the run: carry it on
                 await self.invoke(None, config, ctx)
                 return await self._settled(ctx.tenant.tenantId, raw.exceptionId)
             return case_outcome(existing)  # the same exception again: report it, never process it twice

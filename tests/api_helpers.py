@@ -142,3 +142,12 @@ class AsyncExitStackish:
 
     async def enter(self, manager: Any) -> Any:
         return await self._stack.enter_async_context(manager)
+
+
+async def plan_digest_of(api: Api, exception_id: str, tenant: str = "globex-markets") -> str:
+    """The planDigest a step answer sends back, read the way an API client reads it."""
+    response = await api.client.get(
+        f"/exceptions/{tenant}/{exception_id}/playbook", headers=api.as_("viewer", tenant)
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["planDigest"])

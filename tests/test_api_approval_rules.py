@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.api_helpers import Api
+from tests.api_helpers import Api, plan_digest_of
 
 EXAMPLES = json.loads(
     (Path(__file__).parent.parent / "docs" / "examples" / "globex-markets-exceptions.json").read_text()
@@ -103,13 +103,14 @@ async def test_the_reject_body_is_documented_as_the_server_takes_it(api: Api) ->
     operation = document["paths"]["/approvals/{tenantId}/{approvalId}/reject"]["post"]
     ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     model = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
-    assert set(model["properties"]) == {"reason", "comment"} and model["required"] == ["reason"]
+    assert set(model["properties"]) == {"reason", "comment", "planDigest"} and model["required"] == ["reason"]
     assert model["additionalProperties"] is False
     skip = document["paths"]["/exceptions/{tenantId}/{exceptionId}/playbook/steps/{stepOrder}/skip"]["post"]
     ref = skip["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert document["components"]["schemas"][ref.rsplit("/", 1)[-1]]["required"] == ["reason"]
+    assert document["components"]["schemas"][ref.rsplit("/", 1)[-1]]["required"] == ["planDigest", "reason"]
     takeover = document["paths"]["/approvals/{tenantId}/{approvalId}/takeover"]["post"]
     assert "409" in takeover["responses"] and "422" in takeover["responses"]
+    assert "202" in takeover["responses"] and "202" in skip["responses"]  # a job still running: its link
 
 
 async def test_rejecting_an_empty_plan_escalates(api: Api) -> None:
@@ -126,8 +127,11 @@ async def test_rejecting_an_empty_plan_escalates(api: Api) -> None:
 async def test_skip_needs_a_reason(api: Api) -> None:
     await post(api, "GLX-1002")
     url = f"{CASES}/GLX-1002/playbook/steps/4/skip"
+    digest = await plan_digest_of(api, "GLX-1002")
     for body in ({}, {"notes": "not needed"}, {"reason": " "}):
-        response = await api.client.post(url, json=body, headers=api.as_("operator"))
+        response = await api.client.post(
+            url, json={**body, "planDigest": digest}, headers=api.as_("operator")
+        )
         assert response.status_code == 422 and paths(response) == ["body.reason"], (body, response.text)
     view = (await api.client.get(f"{CASES}/GLX-1002/playbook", headers=api.as_("viewer"))).json()
     assert view["currentStep"] == 4 and view["waitingFor"] == "manual_step"
@@ -136,7 +140,8 @@ async def test_skip_needs_a_reason(api: Api) -> None:
 async def test_skipping_every_remaining_step_closes_without_action(api: Api) -> None:
     await post(api, "GLX-1002")
     response = await api.client.post(f"{CASES}/GLX-1002/playbook/steps/4/skip",
-                                     json={"reason": "duplicate of T-20261121-000186", "notes": "desk says so"},
+                                     json={"reason": "duplicate of T-20261121-000186", "notes": "desk says so",
+                                           "planDigest": await plan_digest_of(api, "GLX-1002")},
                                      headers=api.as_("operator"))  # fmt: skip
     assert response.status_code == 200, response.text
     view = response.json()
@@ -171,11 +176,12 @@ async def test_some_steps_done_and_the_rest_skipped_resolves_and_lists_the_skipp
     await api.client.post(
         f"{EMPTY}/approve", json={"editedPlan": TWO_MANUAL_STEPS}, headers=api.as_("operator")
     )
-    done = await api.client.post(f"{CASES}/GLX-1004/playbook/steps/1/complete", json={"notes": "SSI fixed"},
-                                 headers=api.as_("operator"))  # fmt: skip
+    digest = await plan_digest_of(api, "GLX-1004")
+    done = await api.client.post(f"{CASES}/GLX-1004/playbook/steps/1/complete",
+                                 json={"notes": "SSI fixed", "planDigest": digest}, headers=api.as_("operator"))  # fmt: skip
     assert done.status_code == 200 and done.json()["resolutionStatus"] == "IN_PROGRESS"
     skipped = await api.client.post(f"{CASES}/GLX-1004/playbook/steps/2/skip",
-                                    json={"reason": "no penalty: settled within the day"},
+                                    json={"reason": "no penalty: settled within the day", "planDigest": digest},
                                     headers=api.as_("operator"))  # fmt: skip
     assert skipped.status_code == 200 and skipped.json()["resolutionStatus"] == "RESOLVED"
     after = await case(api, "GLX-1004")
@@ -208,7 +214,9 @@ async def test_take_over(api: Api) -> None:
     assert again.status_code == 409
     # nothing resolves it but the person: completing the hand-work step does
     finished = await api.client.post(f"{CASES}/GLX-1004/playbook/steps/1/complete",
-                                     json={"notes": "DTC re-instructed, settled"}, headers=api.as_("operator"))  # fmt: skip
+                                     json={"notes": "DTC re-instructed, settled",
+                                           "planDigest": await plan_digest_of(api, "GLX-1004")},
+                                     headers=api.as_("operator"))  # fmt: skip
     assert finished.json()["resolutionStatus"] == "RESOLVED"
 
 

@@ -13,7 +13,7 @@ import yaml
 from sqlalchemy import func, select, update
 
 from app.db.models import Approval, ExceptionCase, ExceptionEvent, Run
-from tests.api_helpers import Api
+from tests.api_helpers import Api, plan_digest_of
 
 EXAMPLES = json.loads(
     (Path(__file__).parent.parent / "docs" / "examples" / "globex-markets-exceptions.json").read_text()
@@ -73,7 +73,8 @@ async def test_metrics_on_a_known_batch(api: Api) -> None:
     acme = await metrics(api, "acme-capital")
     assert acme["exceptionCount"] == 2 and sum(acme["byStatus"].values()) == 2
 
-    done = await api.client.post("/exceptions/globex-markets/GLX-1002/playbook/steps/4/complete", json={},
+    done = await api.client.post("/exceptions/globex-markets/GLX-1002/playbook/steps/4/complete",
+                                 json={"planDigest": await plan_digest_of(api, "GLX-1002")},
                                  headers=api.as_("operator"))  # fmt: skip
     assert done.json()["resolutionStatus"] == "RESOLVED"
     after = await metrics(api)

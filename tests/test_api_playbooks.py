@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import update
 from app.db.models import Approval
 from app.packstore import store_version
 from packs.loader import load_document
-from tests.api_helpers import SAMPLES, Api
+from tests.api_helpers import SAMPLES, Api, plan_digest_of
 
 EXAMPLES = json.loads(
     (Path(__file__).parent.parent / "docs" / "examples" / "globex-markets-exceptions.json").read_text()
@@ -62,10 +63,10 @@ async def activate_globex_policy(api: Api, change: Callable[[dict[str, Any]], No
         await api.services.store.load(session)
 
 
-async def approval_status(api: Api, approval_id: str, status: str) -> None:
+async def approval_status(api: Api, approval_id: str, status: str, **claim: Any) -> None:
     async with api.services.db.session() as session:
         await session.execute(
-            update(Approval).where(Approval.approval_id == approval_id).values(status=status)
+            update(Approval).where(Approval.approval_id == approval_id).values(status=status, **claim)
         )
 
 
@@ -95,7 +96,9 @@ async def test_playbook_view_of_a_case_waiting_on_a_manual_step(api: Api) -> Non
 async def test_complete_the_current_step_resolves_the_case(api: Api) -> None:
     await post(api, "GLX-1002")
     url = f"{BASE}/GLX-1002/playbook/steps/4/complete"
-    response = await api.client.post(url, json={"notes": "agreed with the desk"}, headers=api.as_("operator"))
+    digest = await plan_digest_of(api, "GLX-1002")
+    response = await api.client.post(url, json={"notes": "agreed with the desk", "planDigest": digest},
+                                     headers=api.as_("operator"))  # fmt: skip
     assert response.status_code == 200, response.text
     view = response.json()
     assert (
@@ -109,17 +112,19 @@ async def test_complete_the_current_step_resolves_the_case(api: Api) -> None:
     [event] = [e for e in completed if e["actor"]["type"] == "human"]
     assert event["actor"]["id"] == step["completedBy"] and event["data"]["order"] == 4
     assert event["data"]["notes"] == "agreed with the desk"
-    again = await api.client.post(url, json={}, headers=api.as_("operator"))
-    assert again.status_code == 409
+    again = await api.client.post(url, json={"planDigest": digest}, headers=api.as_("operator"))
+    assert again.status_code == 409 and "step 4 was already completed by key:" in again.json()["detail"]
 
 
 async def test_only_the_next_expected_step(api: Api) -> None:
     await post(api, "GLX-1002", "GLX-1003")
+    digest = await plan_digest_of(api, "GLX-1002")
     for order in (3, 5):
-        response = await api.client.post(f"{BASE}/GLX-1002/playbook/steps/{order}/complete", json={},
-                                         headers=api.as_("operator"))  # fmt: skip
+        response = await api.client.post(f"{BASE}/GLX-1002/playbook/steps/{order}/complete",
+                                         json={"planDigest": digest}, headers=api.as_("operator"))  # fmt: skip
         assert response.status_code == 409 and "step 4 is" in response.json()["detail"]
-    waiting_for_approval = await api.client.post(f"{BASE}/GLX-1003/playbook/steps/1/complete", json={},
+    waiting_for_approval = await api.client.post(f"{BASE}/GLX-1003/playbook/steps/1/complete",
+                                                 json={"planDigest": await plan_digest_of(api, "GLX-1003")},
                                                  headers=api.as_("operator"))  # fmt: skip
     assert waiting_for_approval.status_code == 409
     assert (await playbook(api, "GLX-1002")).json()["currentStep"] == 4
@@ -127,7 +132,8 @@ async def test_only_the_next_expected_step(api: Api) -> None:
 
 async def test_skip(api: Api) -> None:
     await post(api, "GLX-1002")
-    response = await api.client.post(f"{BASE}/GLX-1002/playbook/steps/4/skip", json={"reason": "not needed"},
+    response = await api.client.post(f"{BASE}/GLX-1002/playbook/steps/4/skip",
+                                     json={"reason": "not needed", "planDigest": await plan_digest_of(api, "GLX-1002")},
                                      headers=api.as_("admin"))  # fmt: skip
     assert response.status_code == 200, response.text
     step = response.json()["steps"][3]
@@ -149,25 +155,26 @@ async def test_skip(api: Api) -> None:
 async def test_roles_bodies_and_isolation(api: Api) -> None:
     await post(api, "GLX-1002")
     url = f"{BASE}/GLX-1002/playbook/steps/4/complete"
-    viewer = await api.client.post(url, json={}, headers=api.as_("viewer"))
+    body = {"planDigest": await plan_digest_of(api, "GLX-1002")}
+    viewer = await api.client.post(url, json=body, headers=api.as_("viewer"))
     assert viewer.status_code == 403
     assert (
         await api.client.post(f"{BASE}/GLX-1002/playbook/recalculate", headers=api.as_("viewer"))
     ).status_code == 403
     extra = await api.client.post(
-        url, json={"notes": "x", "actor": "someone else"}, headers=api.as_("operator")
+        url, json={"notes": "x", "actor": "someone else", **body}, headers=api.as_("operator")
     )
     assert extra.status_code == 422 and extra.json()["errors"][0]["path"] == "body.actor"
     assert (
-        await api.client.post(url.replace("/4/", "/0/"), json={}, headers=api.as_("operator"))
+        await api.client.post(url.replace("/4/", "/0/"), json=body, headers=api.as_("operator"))
     ).status_code == 422
     other = api.as_("operator", "acme-capital")
     assert (await api.client.get(f"{BASE}/GLX-1002/playbook", headers=other)).status_code == 403
-    assert (await api.client.post(url, json={}, headers=other)).status_code == 403
+    assert (await api.client.post(url, json=body, headers=other)).status_code == 403
     acme = "/exceptions/acme-capital/GLX-1002"
     assert (await api.client.get(f"{acme}/playbook", headers=other)).status_code == 404
     assert (
-        await api.client.post(f"{acme}/playbook/steps/4/complete", json={}, headers=other)
+        await api.client.post(f"{acme}/playbook/steps/4/complete", json=body, headers=other)
     ).status_code == 404
     assert (await api.client.post(f"{acme}/playbook/recalculate", headers=other)).status_code == 404
     assert (await api.client.get(f"{BASE}/GLX-1002/playbook")).status_code == 401
@@ -203,7 +210,8 @@ async def test_a_plan_edited_at_approval_is_shown_as_such(api: Api) -> None:
     assert view["playbook"]["id"] == "EDITED" and view["playbook"]["approvedForTenant"] is False
     assert "regulatory-report-correct-resubmit" in view["playbook"]["description"]
     assert [s["name"] for s in view["steps"]] == ["Fix the LEI", "Close"] and view["currentStep"] == 1
-    done = await api.client.post(f"{BASE}/GLX-1003/playbook/steps/1/complete", json={"notes": "renewed"},
+    done = await api.client.post(f"{BASE}/GLX-1003/playbook/steps/1/complete",
+                                 json={"notes": "renewed", "planDigest": await plan_digest_of(api, "GLX-1003")},
                                  headers=api.as_("operator"))  # fmt: skip
     assert done.json()["resolutionStatus"] == "RESOLVED"
 
@@ -227,9 +235,10 @@ async def test_recalculate_with_a_change_replaces_the_plan_awaiting_approval(api
     await post(api, "GLX-1002", "GLX-1004")
     await activate_globex_policy(api, add_critical_fail_playbook)
     url = f"{BASE}/GLX-1004/playbook/recalculate"
-    await approval_status(api, "APR-GLX-1004-1", "DECIDING")  # a decision in flight
+    await approval_status(api, "APR-GLX-1004-1", "CLAIMED", claimed_by="key:someone",  # a decision in flight
+                          claimed_at=datetime.now(UTC), claim_answer={"decision": "approve"})  # fmt: skip
     busy = await api.client.post(url, headers=api.as_("operator"))
-    assert busy.status_code == 409 and "being decided" in busy.json()["detail"]
+    assert busy.status_code == 409 and "being approved by key:someone" in busy.json()["detail"]
     assert await events(api, "GLX-1004", "playbook_recalculated") == []
     await approval_status(api, "APR-GLX-1004-1", "PENDING")
     response = await api.client.post(url, headers=api.as_("operator"))
@@ -277,7 +286,9 @@ async def test_recalculate_with_a_change_replaces_the_plan_awaiting_approval(api
         "currentStep"
     ] == 2
     done = await api.client.post(
-        f"{BASE}/GLX-1004/playbook/steps/2/complete", json={}, headers=api.as_("operator")
+        f"{BASE}/GLX-1004/playbook/steps/2/complete",
+        json={"planDigest": await plan_digest_of(api, "GLX-1004")},
+        headers=api.as_("operator"),
     )
     assert done.json()["resolutionStatus"] == "RESOLVED"
 

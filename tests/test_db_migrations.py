@@ -60,6 +60,44 @@ def test_migrations_match_the_models(database_url: str) -> None:
         engine.dispose()
 
 
+def test_upgrading_carries_accepted_work_over_to_jobs(database_url: str) -> None:
+    """Cases accepted (or cut off) before jobs were durable get a job; an approval a crash left
+    DECIDING is pending again (migration 0008)."""
+    from sqlalchemy import text
+
+    upgrade(database_url, "0007")
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO tenants (tenant_id, name, active, created_at) "
+                                    "VALUES ('t1', 'T', true, CURRENT_TIMESTAMP)"))  # fmt: skip
+            for exception_id, processing in (("A", "accepted"), ("B", "running"), ("C", "done")):
+                connection.execute(
+                    text("INSERT INTO exceptions (tenant_id, exception_id, source_system, status, raw, processing, "
+                         "events_synced, received_at, updated_at) VALUES ('t1', :e, 's', 'OPEN', '{}', :p, 0, "
+                         "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+                    {"e": exception_id, "p": processing},
+                )  # fmt: skip
+            connection.execute(text("INSERT INTO approvals (tenant_id, approval_id, exception_id, status, payload, "
+                                    "created_at, deadline) VALUES ('t1', 'APR-C-1', 'C', 'DECIDING', '{}', "
+                                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))  # fmt: skip
+        upgrade(database_url)
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                jobs = connection.execute(
+                    text("SELECT args->>'exception_id' FROM procrastinate_jobs WHERE task_name = 'exops.process' "
+                         "AND status = 'todo' AND lock = 'case:t1:' || (args->>'exception_id')")
+                ).scalars()  # fmt: skip
+            else:
+                jobs = connection.execute(
+                    text("SELECT exception_id FROM case_jobs WHERE kind = 'process' AND status = 'queued'")
+                ).scalars()
+            assert sorted(jobs) == ["A", "B"]
+            assert connection.execute(text("SELECT status FROM approvals")).scalar_one() == "PENDING"
+    finally:
+        engine.dispose()
+
+
 def test_0010_rewrites_older_playbook_rows_for_the_read_paths(database_url: str) -> None:
     """Rows projected before 0010 held the playbook document; they become the operator's view, and a
     case the policy decided without a playbook gets a row for its selection."""

@@ -445,7 +445,7 @@ async def test_a_step_order_beyond_any_plan_is_a_422(api: Api) -> None:
     url = "/exceptions/globex-markets/GLX-1001/playbook/steps/{}/complete"
     for order in ("1001", "9223372036854775808", "99999999999999999999999999"):
         response = await api.client.post(
-            url.format(order), json={"notes": "done"}, headers=api.as_("operator")
+            url.format(order), json={"notes": "done", "planDigest": "0" * 16}, headers=api.as_("operator")
         )
         assert response.status_code == 422, response.text
         assert [e["path"] for e in response.json()["errors"]] == ["path.stepOrder"]

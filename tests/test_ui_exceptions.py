@@ -222,9 +222,12 @@ async def test_a_case_waiting_on_a_manual_step_and_its_notifications(api: Api) -
 async def test_completing_the_manual_step_through_the_form(api: Api) -> None:
     await ingest(api)
     await sign_in(api, "operator")
-    csrf = csrf_of(await get(api, f"{LIST}/GLX-1002"))
+    page = await get(api, f"{LIST}/GLX-1002")
+    csrf = csrf_of(page)
+    digest = re.search(r'name="plan_digest" value="([0-9a-f]{16})"', page)
+    assert digest  # each step form says which plan it showed
     response = await post_form(api, f"{LIST}/GLX-1002/steps/4/complete",
-                               {"csrf_token": csrf, "notes": "agreed with the desk"})  # fmt: skip
+                               {"csrf_token": csrf, "notes": "agreed with the desk", "plan_digest": digest.group(1)})  # fmt: skip
     assert response.headers["location"] == f"{LIST}/GLX-1002"  # the message is not in the URL
     html = await follow(api, response)
     assert 'role="status">✓ Step 4 completed.</p>' in html
@@ -237,8 +240,9 @@ async def test_completing_the_manual_step_through_the_form(api: Api) -> None:
     assert (
         '<span class="kind kind-playbook">playbook</span> <span class="kind kind-human">human</span>' in html
     )
-    again = await post_form(api, f"{LIST}/GLX-1002/steps/4/skip", {"csrf_token": csrf, "reason": "late"})
-    assert 'role="alert">✗ case GLX-1002 is not waiting for a manual step' in await follow(api, again)
+    again = await post_form(api, f"{LIST}/GLX-1002/steps/4/skip",
+                            {"csrf_token": csrf, "reason": "late", "plan_digest": digest.group(1)})  # fmt: skip
+    assert 'role="alert">✗ step 4 was already completed by key:' in await follow(api, again)
 
 
 async def test_approving_through_the_form(api: Api) -> None:
@@ -435,8 +439,11 @@ async def test_an_approval_without_a_plan_offers_edit_reject_and_take_over_but_n
     skipped = await follow(api, await post_form(api, f"{LIST}/GLX-1004/steps/1/skip",
                                                 {"csrf_token": form["csrf_token"], "reason": ""}))  # fmt: skip
     assert "✗ say why the step is skipped: a reason is required" in skipped
+    step_digest = re.search(r'name="plan_digest" value="([0-9a-f]{16})"', taken.split("step-skip", 1)[0])
+    assert step_digest
     closed = await follow(api, await post_form(api, f"{LIST}/GLX-1004/steps/1/skip",
-                                               {"csrf_token": form["csrf_token"], "reason": "DTC fixed it"}))  # fmt: skip
+                                               {"csrf_token": form["csrf_token"], "reason": "DTC fixed it",
+                                                "plan_digest": step_digest.group(1)}))  # fmt: skip
     assert (
         '<span class="badge status-closed_without_action"><span aria-hidden="true">∅</span> CLOSED_WITHOUT_ACTION'
         in closed

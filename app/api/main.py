@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -26,8 +25,11 @@ from app.cases.service import CaseService
 from app.cases.views import router as cases_router
 from app.db.migrate import checkpoint_url, ensure_schema
 from app.db.session import Database, is_sqlite
+from app.jobs import open_job_queue
+from app.jobs.views import router as jobs_router
 from app.metrics.views import router as metrics_router
 from app.packstore import PackStore, sync_directory
+from app.playbooks.service import install as install_recalculation
 from app.playbooks.views import router as playbooks_router
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -47,17 +49,6 @@ from packs.registry import PackRegistry
 from packs.tenant import TenantPolicyPack
 
 log = logging.getLogger("exops.api")
-
-
-async def _sweep(services: Services) -> None:
-    while True:
-        await asyncio.sleep(services.settings.deadline_sweep_seconds)
-        try:
-            expired = await services.cases.sweep_deadlines()
-            if expired:
-                log.info("expired approvals: %s", ", ".join(expired))
-        except Exception:
-            log.exception("deadline sweep failed")
 
 
 async def reload_packs(services: Services, registry: PackRegistry) -> list[str]:
@@ -93,8 +84,10 @@ async def shared_state(services: Services, breakers: SharedBreakers) -> AsyncIte
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Everything the API needs, opened in order and closed in reverse."""
+async def open_services(settings: Settings, *, workers: bool = True) -> AsyncIterator[Services]:
+    """Everything the API (or a worker) needs, opened in order and closed in reverse. With ``workers``
+    this process also runs jobs (cases, answers, the periodic sweep); without, it only queues them
+    for ``exops worker`` processes."""
     await asyncio.to_thread(ensure_schema, settings.db_url, migrate=settings.migrate_on_start)
     async with AsyncExitStack() as stack:
         db = Database(settings.db_url)
@@ -109,7 +102,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                                   reset_seconds=settings.tool_breaker_reset_seconds)  # fmt: skip
         runtime = Runtime(settings, store, events=DatabaseEventSink(db), breakers=breakers.board)
         runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
-        cases = CaseService(db, runner, runtime, concurrency=settings.worker_concurrency)
+        jobs = open_job_queue(settings, db)
+        await jobs.open()
+        stack.push_async_callback(jobs.close)
+        cases = CaseService(db, runner, runtime, jobs, settings)
+        install_recalculation(cases)
         limiter = RateLimiter(settings.rate_limit_per_minute, DbBuckets(db))
         ui_secret = await ui_session_secret(db, settings.ui_session_secret)
         services = Services(settings, db, store, runtime, runner, cases, limiter, ui_secret)
@@ -117,19 +114,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         for change in await reload_packs(services, registry):
             log.info("packs: %s", change)
         services.shared = await stack.enter_async_context(shared_state(services, breakers))
-        cases.start_workers()
-        stack.push_async_callback(cases.stop_workers)
-        recovered = await cases.recover()
-        if recovered:
-            log.info("resuming %d accepted case(s) from before the restart", recovered)
-        sweeper = asyncio.create_task(_sweep(services), name="exops-deadline-sweeper")
-
-        async def stop_sweeper() -> None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-
-        stack.push_async_callback(stop_sweeper)
+        if workers:  # stopped before anything above closes (the stack unwinds in reverse)
+            await cases.start_workers()
+            stack.push_async_callback(cases.stop_workers)
         loop = asyncio.get_running_loop()
 
         def on_change(_result: object) -> None:
@@ -146,12 +133,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         yield services
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, workers: bool = True) -> FastAPI:
+    """The app; ``workers=False`` serves the API only (``exops serve --no-workers``)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings, workers=workers) as services:
             app.state.services = services
             yield
 
@@ -179,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(playbooks_router)
     app.include_router(metrics_router)
     app.include_router(run_router)
+    app.include_router(jobs_router)
     app.include_router(admin_router)
     app.include_router(docs_router)
     ui_errors.install(app)

@@ -143,7 +143,7 @@ class Ours:
             raw = RawException.model_validate(item)
             await cases.ingest(TENANT, [raw], idempotency_key=None, actor="bench")
         watch = Stopwatch()
-        cases.start_workers()
+        await cases.start_workers()
         await cases.drain()
         timing = watch.stop()
         await cases.stop_workers()

@@ -31,7 +31,15 @@ from packs.common import FINISHED_STATUSES
 
 CASE_COLUMNS = ("exception_type", "severity", "status", "actionability", "playbook_id", "assigned_group", "confidence",
                 "summary", "record", "result", "processing", "updated_at")  # fmt: skip
-PLAYBOOK_COLUMNS = ("playbook_id", "playbook", "steps", "current_step", "selection", "updated_at")
+PLAYBOOK_COLUMNS = (
+    "playbook_id",
+    "playbook",
+    "steps",
+    "current_step",
+    "waiting_step",
+    "selection",
+    "updated_at",
+)
 
 
 def case_row(result: dict[str, Any], values: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -51,18 +59,22 @@ def case_row(result: dict[str, Any], values: dict[str, Any], now: datetime) -> d
     }
 
 
-def playbook_row(values: dict[str, Any], now: datetime) -> dict[str, Any] | None:
-    """The case's playbook row once the policy decided (a case that never got that far has none)."""
+def playbook_row(result: dict[str, Any], values: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """The case's playbook row once the policy decided (a case that never got that far has none).
+    ``waiting_step`` is the manual step the graph waits on: the only step a person can claim
+    (``app.jobs.claims``)."""
     policy = values.get("policy")
     if policy is None:
         return None
     plan = values.get("plan") or []
     cursor = values.get("cursor", 0)
+    pending = result.get("pending") or {}
     return {
         "playbook_id": (values.get("playbook") or {}).get("id"),
         "playbook": playbook_info(values),
         "steps": plan,
         "current_step": plan[cursor]["order"] if cursor < len(plan) else None,
+        "waiting_step": pending.get("order") if pending.get("kind") == "manual_step" else None,
         "selection": selection_of(policy),
         "updated_at": now,
     }
@@ -74,7 +86,7 @@ async def project(
     now = utc_now()
     row = case_row(result, values, now)
     finished = row["status"] in FINISHED_STATUSES
-    playbook = playbook_row(values, now)
+    playbook = playbook_row(result, values, now)
     if db.inplace is not None:
         await db.inplace.run(SQLITE.project(tenant_id, exception_id, row, finished, playbook))
         return

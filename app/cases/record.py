@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ExceptionCase, ExceptionEvent, PlaybookState
+from app.jobs.base import plan_digest
 from packs.common import FINISHED_STATUSES
 
 STEP_EVENTS = ("playbook_step_completed", "playbook_step_skipped", "playbook_step_failed")
@@ -188,5 +189,5 @@ def playbook_view(record: CaseRecord) -> dict[str, Any] | None:
         "exceptionId": case.exception_id, "tenantId": case.tenant_id, "resolutionStatus": case.status,
         "playbook": row.playbook, "steps": step_views(plan, record.step_events), "currentStep": current,
         "waitingFor": kind, "approvalId": (pending or {}).get("approvalId") if kind == "approval" else None,
-        "selection": record.selection,
+        "selection": record.selection, "planDigest": plan_digest(plan),
     }  # fmt: skip

@@ -20,6 +20,7 @@ from app.bench import BenchError
 from app.bench.ingest import measure_ingest
 from app.bench.pipeline import measure_pipeline
 from app.bench.report import summary, table
+from app.bench.scale import measure_scale
 from app.cli.output import console, errors
 
 
@@ -28,15 +29,23 @@ def _progress(line: str) -> None:
 
 
 async def _measure(
-    root: Path, *, cases: int, requests: int, rounds: int, concurrency: int, workers: int
-) -> dict[str, Any]:
+    root: Path, *, cases: int, requests: int, rounds: int, concurrency: int, workers: int,
+    database_url: str | None = None, scale_cases: int = 200,
+) -> dict[str, Any]:  # fmt: skip
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     pipeline = await measure_pipeline(root, cases=cases, rounds=rounds, workers=workers, progress=_progress)
     ingest = await measure_ingest(
         root, requests=requests, rounds=rounds, concurrency=concurrency, progress=_progress
     )
-    return summary(pipeline, ingest, seconds=time.perf_counter() - started, load_before=load_before)
+    scale = (
+        await measure_scale(
+            database_url, root, cases=scale_cases, rounds=rounds, concurrency=workers, progress=_progress
+        )
+        if database_url
+        else {}
+    )
+    return summary(pipeline, ingest, seconds=time.perf_counter() - started, load_before=load_before) | scale
 
 
 def bench(
@@ -57,17 +66,31 @@ def bench(
     as_json: Annotated[
         bool, typer.Option("--json", help="Also print the figures as one JSON object on the last line.")
     ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="A PostgreSQL server (postgresql://...; the user needs CREATEDB): "
+            "also measure scale_ratio, cases/s with 2 worker processes over 1, in scratch databases",
+        ),
+    ] = None,
+    scale_cases: Annotated[int, typer.Option("--scale-cases", min=1, help="Cases per scale round.")] = 200,
 ) -> None:
     """Measure the pipeline and ingestion against bare LangGraph and FastAPI (ratios ours / bare)."""
     with tempfile.TemporaryDirectory(prefix="exops-bench-") as folder:
         try:
             result = asyncio.run(
                 _measure(Path(folder), cases=pipeline_cases, requests=ingest_requests, rounds=rounds,
-                         concurrency=concurrency, workers=workers)
+                         concurrency=concurrency, workers=workers, database_url=database_url,
+                         scale_cases=scale_cases)
             )  # fmt: skip
         except BenchError as exc:
             errors.print(f"bench failed: {exc}", style="red", markup=False)
             raise typer.Exit(1) from None
     console.print(table(result))
+    if "scale_ratio" in result:
+        scale = result["scale"]
+        console.print(f"scale_ratio {result['scale_ratio']} (cases/s with 2 worker processes / 1: "
+                      f"{scale['two_workers_eps_by_round']} / {scale['one_worker_eps_by_round']})")  # fmt: skip
     if as_json:
         print(json.dumps(result, sort_keys=False))

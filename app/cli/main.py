@@ -7,7 +7,7 @@ import typer
 from app.cli.bench import bench
 from app.cli.packs import packs_app
 from app.cli.run import resume, run
-from app.cli.server import db_app, keys_app, serve, start, tenants_app
+from app.cli.server import db_app, keys_app, serve, start, tenants_app, worker
 from app.cli.simulate import simulate
 
 cli = typer.Typer(
@@ -24,6 +24,7 @@ cli.add_typer(keys_app, name="keys")
 cli.command("run")(run)
 cli.command("resume")(resume)
 cli.command("serve")(serve)
+cli.command("worker")(worker)
 cli.command("start")(start)
 cli.command("simulate")(simulate)
 cli.command("bench")(bench)

@@ -1,8 +1,11 @@
-"""``exops serve``, ``exops start``, ``exops db upgrade``, ``exops tenants create``, ``exops keys create``."""
+"""``exops serve``, ``exops worker``, ``exops start``, ``exops db upgrade``, ``exops tenants create``,
+``exops keys create``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 from typing import Annotated
 
 import typer
@@ -110,16 +113,64 @@ def keys_create(
 def serve(
     host: Annotated[str | None, typer.Option("--host")] = None,
     port: Annotated[int | None, typer.Option("--port")] = None,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            help="Serve the API only: cases and answers are queued for `exops worker` "
+            "processes (on PostgreSQL, or on one SQLite file)",
+        ),
+    ] = False,
 ) -> None:
-    """Run the API server (migrates the database first)."""
+    """Run the API server (migrates the database first); it also runs jobs unless --no-workers."""
     import uvicorn
 
     from app.api.main import create_app
 
     settings = get_settings()
     uvicorn.run(
-        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
-    )
+        create_app(settings, workers=not no_workers), host=host or settings.host, port=port or settings.port,
+        log_level="info",
+    )  # fmt: skip
+
+
+async def run_worker(settings: Settings, concurrency: int, stop: asyncio.Event | None = None) -> None:
+    """Run jobs until ``stop`` is set (SIGTERM or SIGINT when run from the command line), then stop
+    gracefully: running jobs get ``worker_shutdown_seconds`` to finish, the rest go back to the queue."""
+    from app.api.main import open_services
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with open_services(settings, workers=False) as services:
+            await services.cases.start_workers(concurrency)
+            logging.getLogger("exops.worker").info(
+                "worker running %d job(s) at a time on %s (%s)", concurrency, settings.db_url.split("@")[-1],
+                services.cases.jobs.backend,
+            )  # fmt: skip
+            await stop.wait()
+            await services.cases.stop_workers()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, max=64, help="Jobs at once (EXOPS_WORKER_CONCURRENCY)."),
+    ] = None,
+) -> None:
+    """Run case jobs (new cases, people's answers, the deadline sweep) without serving the API.
+
+    Start as many as needed, on as many machines, against one PostgreSQL database. Stop with SIGTERM:
+    running jobs finish (up to EXOPS_WORKER_SHUTDOWN_SECONDS) or go back to the queue."""
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade(settings.db_url)
+    asyncio.run(run_worker(settings, concurrency or settings.worker_concurrency))
 
 
 async def _demo_keys(settings: Settings, tenants: list[tuple[str, str]]) -> list[IssuedKey]:

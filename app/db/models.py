@@ -188,7 +188,7 @@ class Approval(Base):
     exception_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(
         String(20), default="PENDING"
-    )  # PENDING|DECIDING|APPROVED|REJECTED|EDITED|EXPIRED|TAKEN_OVER
+    )  # PENDING|CLAIMED|APPROVED|REJECTED|EDITED|EXPIRED|TAKEN_OVER
     severity: Mapped[str | None] = mapped_column(String(10))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
@@ -198,6 +198,17 @@ class Approval(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     comment: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected
+    # A person's answer in flight (a claim): who, when, the plan digest they saw, until when the claim
+    # holds, the answer itself, and the job applying it (see app/jobs/claims.py).
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_digest: Mapped[str | None] = mapped_column(String(64))
+    claim_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_answer: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    claim_job: Mapped[str | None] = mapped_column(String(64))
+    claim_interrupt: Mapped[str | None] = mapped_column(String(64))
+    claim_outcome: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
 
 
 class PlaybookState(Base):
@@ -214,6 +225,49 @@ class PlaybookState(Base):
     selection: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     """The policy's playbook choice: actionability, the playbooks considered, and why."""
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now, onupdate=utc_now)
+    waiting_step: Mapped[int | None] = mapped_column(Integer)  # the manual step the graph waits on
+    claim_step: Mapped[int | None] = mapped_column(Integer)  # the step the latest claim names
+    claim_state: Mapped[str | None] = mapped_column(String(10))  # claimed | applied | released
+    # A person's answer in flight (a claim): who, when, the plan digest they saw, until when the claim
+    # holds, the answer itself, and the job applying it (see app/jobs/claims.py).
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_digest: Mapped[str | None] = mapped_column(String(64))
+    claim_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    claim_answer: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    claim_job: Mapped[str | None] = mapped_column(String(64))
+    claim_interrupt: Mapped[str | None] = mapped_column(String(64))
+    claim_outcome: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+
+
+class CaseJob(Base):
+    """A unit of case work on the embedded (SQLite) job queue: process a case, apply a person's answer,
+    sweep deadlines. A worker takes one with a conditional UPDATE (never a job of a case that has
+    another one running or an earlier one waiting) and holds it under a lease it renews while it
+    runs; a job whose lease ran out (its process died) is taken again the same way. A case stored as
+    accepted gets its ``process`` job from a trigger (migration 0008). On PostgreSQL procrastinate
+    keeps its own jobs and this table stays empty."""
+
+    __tablename__ = "case_jobs"
+    __table_args__ = (
+        Index("ix_case_jobs_ready", "status", "job_id"),
+        Index("ix_case_jobs_case", "tenant_id", "exception_id", "status"),
+    )
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))  # process | answer | sweep
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    exception_id: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued|running|done|failed
+    owner: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    run_after: Mapped[datetime] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class ToolExecution(Base):

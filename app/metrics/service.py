@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.db.models import Approval, ExceptionCase
 
 FINISHED = ("RESOLVED", "REJECTED", "ESCALATED", "CLOSED_WITHOUT_ACTION")
-WAITING = ("PENDING", "DECIDING")
+WAITING = ("PENDING", "CLAIMED")
 UNKNOWN = "UNKNOWN"
 
 

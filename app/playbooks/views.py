@@ -1,7 +1,12 @@
 """Routes for a case's playbook: read it, complete or skip the step it waits on, recalculate it.
 
-A step answer goes through ``CaseService.complete_step``, which accepts only the step the graph is
-waiting on and resumes it; the actor is always the credential, never the body.
+A step answer names the step (its order, in the path) and the ``planDigest`` of the plan the caller
+was shown (from ``GET .../playbook``), like an approval does. It claims that step in one conditional
+UPDATE, which only matches the step the case waits on, not answered by anyone else: of two answers
+one wins, and the other is a 409 naming who answered and when; the step after it is never answered
+by a request that did not name it. The claim's job resumes the case; the request waits for it at
+most ``EXOPS_ANSWER_WAIT_SECONDS``, then answers 202 with the job's link. The actor is always the
+credential, never the body.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.api.deps import Operator, Services, ServicesDep, Viewer
@@ -16,6 +22,8 @@ from app.api.params import StepOrder
 from app.api.problems import ProblemError, responses
 from app.cases.record import STEP_EVENTS, load_record, playbook_view
 from app.db.models import ExceptionCase
+from app.jobs.base import StillRunning
+from app.jobs.views import ACCEPTED, accepted
 from app.playbooks.service import recalculate
 
 router = APIRouter(prefix="/exceptions", tags=["playbooks"])
@@ -85,13 +93,22 @@ class PlaybookView(BaseModel):
     waitingFor: Literal["approval", "manual_step"] | None
     approvalId: str | None
     selection: Selection
+    planDigest: str = Field(description="Fingerprint of the plan's steps: a step answer sends it back")
+
+
+PlanDigest = Annotated[
+    str,
+    Field(pattern="^[0-9a-f]{16}$", description="The playbook's planDigest as the caller was shown it: an "
+          "answer to a plan that changed since is refused (409)"),
+]  # fmt: skip
 
 
 class StepAnswer(BaseModel):
-    """Completing a step: optionally, what was done."""
+    """Completing a step: the plan digest the caller saw, and optionally what was done."""
 
     model_config = ConfigDict(extra="forbid")
 
+    planDigest: PlanDigest
     notes: str | None = Field(default=None, max_length=5000, description="What was done")
 
 
@@ -100,6 +117,7 @@ class SkipAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    planDigest: PlanDigest
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)] = Field(
         description="Why the step is skipped: required, and not blank"
     )
@@ -144,32 +162,35 @@ async def get_playbook(
 async def _answer(
     services: Services, tenant_id: str, exception_id: str, order: int,
     action: Literal["complete", "skip"], body: StepAnswer | SkipAnswer, actor: str,
-) -> PlaybookView:  # fmt: skip
+) -> PlaybookView | JSONResponse:  # fmt: skip
     await _ensure_case(services, tenant_id, exception_id)
     reason = body.reason if isinstance(body, SkipAnswer) else None
-    await services.cases.complete_step(tenant_id, exception_id, order, action, body.notes, actor=actor,
-                                       reason=reason)  # fmt: skip
+    try:
+        await services.cases.complete_step(tenant_id, exception_id, order, action, body.notes, actor=actor,
+                                           seen_digest=body.planDigest, reason=reason)  # fmt: skip
+    except StillRunning as running:
+        return accepted(tenant_id, running.job)
     view = await _view(services, tenant_id, exception_id)
     assert view is not None, "a case that waited on a step has a plan"
     return view
 
 
 @router.post("/{tenantId}/{exceptionId}/playbook/steps/{stepOrder}/complete", response_model=PlaybookView,
-             responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
+             responses=responses(401, 403, 404, 409, 422, 429) | ACCEPTED)  # fmt: skip
 async def complete_step(
     tenantId: str, exceptionId: str, stepOrder: StepOrder, body: StepAnswer, principal: Operator,
     services: ServicesDep,
-) -> PlaybookView:  # fmt: skip
+) -> Any:  # fmt: skip
     """Mark the manual step the case waits on as done; the run continues. 409 for any other step."""
     return await _answer(services, tenantId, exceptionId, stepOrder, "complete", body, principal.actor)
 
 
 @router.post("/{tenantId}/{exceptionId}/playbook/steps/{stepOrder}/skip", response_model=PlaybookView,
-             responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
+             responses=responses(401, 403, 404, 409, 422, 429) | ACCEPTED)  # fmt: skip
 async def skip_step(
     tenantId: str, exceptionId: str, stepOrder: StepOrder, body: SkipAnswer, principal: Operator,
     services: ServicesDep,
-) -> PlaybookView:  # fmt: skip
+) -> Any:  # fmt: skip
     """Skip the manual step the case waits on, saying why (``reason`` is required); the run continues.
     409 for any other step. When people skipped every step left and nothing was done, the case ends
     CLOSED_WITHOUT_ACTION, not RESOLVED; the feedback stage lists what was skipped, by whom and why."""
@@ -177,15 +198,18 @@ async def skip_step(
 
 
 @router.post("/{tenantId}/{exceptionId}/playbook/recalculate", response_model=Recalculation,
-             responses=responses(401, 403, 404, 409, 422, 429))  # fmt: skip
+             responses=responses(401, 403, 404, 409, 422, 429) | ACCEPTED)  # fmt: skip
 async def recalculate_playbook(
     tenantId: str, exceptionId: str, principal: Operator, services: ServicesDep
-) -> Recalculation:
+) -> Any:
     """Match playbooks again against the packs active now. Idempotent: the same choice records nothing.
     A different choice replaces the plan awaiting approval (same approval, same deadline); once steps
     have run the playbook cannot change (409)."""
     await _ensure_case(services, tenantId, exceptionId)
-    outcome = await recalculate(services.cases, services.runner, services.runtime, tenantId, exceptionId,
-                                who=principal.actor)  # fmt: skip
+    try:
+        outcome = await recalculate(services.cases, services.runner, services.runtime, tenantId, exceptionId,
+                                    who=principal.actor)  # fmt: skip
+    except StillRunning as running:
+        return accepted(tenantId, running.job)
     view = await _view(services, tenantId, exceptionId)
     return Recalculation.model_validate({**outcome, "playbook": view})

@@ -1,23 +1,24 @@
 """What the UI's forms do: decide an approval, answer a manual step, recalculate a playbook.
 
 They call the same ``CaseService`` methods as the API, with the signed-in person as actor, and
-turn refusals into a message for the page. An approval form carries the digest of the plan the
-person saw; if the plan changed since (a recalculation swapped it), the decision is refused and
-the person reviews the new plan first — approving what one did not see is not an approval.
+turn refusals into a message for the page. An approval form and a step form carry the digest of
+the plan the person saw; if the plan changed since (a recalculation swapped it), the answer is
+refused and the person reviews the new plan first — approving what one did not see is not an
+approval. An answer still being applied when the request stops waiting says so; the page shows the
+result once its job is done.
 Rejecting and skipping need a reason (the forms ask for it; the graph refuses without one too),
 and an approval with no plan cannot be approved: edit in a plan, reject, or take the case over.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
 from app.api.problems import ProblemError
 from app.db.models import Approval
+from app.jobs.base import StillRunning, plan_digest
 from app.ui.deps import Page, UiError
 from packs.documents import parse_value
 from packs.playbook import PlaybookStep
@@ -32,10 +33,13 @@ NO_PLAN = (
 _STEPS = TypeAdapter(list[PlaybookStep])
 
 
-def plan_digest(plan: list[dict[str, Any]] | None) -> str:
-    """A short fingerprint of a plan's steps, as shown to the approver."""
-    steps = [item.get("step", item) for item in plan or []]
-    return hashlib.sha256(json.dumps(steps, sort_keys=True, default=str).encode()).hexdigest()[:16]
+__all__ = ["DECISIONS", "NO_PLAN", "answer_step", "decide_approval", "plan_digest", "still_running"]
+
+
+def still_running(running: StillRunning) -> str:
+    """The page's message for an answer whose job is still being applied."""
+    return (f"Your answer was taken and is being applied (job {running.job.job_id}, {running.job.status}); "
+            "this page shows the result once it is done.")  # fmt: skip
 
 
 def parse_edited_plan(text: str) -> list[dict[str, Any]]:
@@ -87,10 +91,14 @@ async def decide_approval(
         answer["editedPlan"] = parse_edited_plan(edited_plan or "")
     if decision == "comment" and not comment:
         raise ValueError("write a comment first")
+    seen = seen_digest if decision in ("approve", "edit") else None
     try:
-        await services.cases.decide(page.tenant_id, approval_id, answer, actor=page.principal.actor)
+        await services.cases.decide(page.tenant_id, approval_id, answer, actor=page.principal.actor,
+                                    seen_digest=seen)  # fmt: skip
     except ProblemError as exc:
         raise ValueError(exc.detail) from None
+    except StillRunning as running:
+        return still_running(running)
     rejected = "Rejected." if pending.get("plan") else "Rejected: with no plan proposed, the case escalates."
     return {"approve": "Approved: the plan runs now.", "edit": "Approved with your edited plan.",
             "reject": rejected, "comment": "Comment added; the approval still waits.",
@@ -99,15 +107,19 @@ async def decide_approval(
 
 
 async def answer_step(page: Page, exception_id: str, order: int, action: Literal["complete", "skip"],
-                      notes: str | None, reason: str | None = None) -> str:  # fmt: skip
+                      notes: str | None, reason: str | None = None, *, seen_digest: str | None) -> str:  # fmt: skip
     reason = (reason or "").strip() or None
     if action == "skip" and reason is None:
         raise ValueError("say why the step is skipped: a reason is required")
+    if seen_digest is None:
+        raise ValueError("the form did not say which plan it showed: reload the page and answer again")
     try:
         await page.services.cases.complete_step(
             page.tenant_id, exception_id, order, action, notes or None, actor=page.principal.actor,
-            reason=reason if action == "skip" else None,
+            seen_digest=seen_digest, reason=reason if action == "skip" else None,
         )  # fmt: skip
     except ProblemError as exc:
         raise ValueError(exc.detail) from None
+    except StillRunning as running:
+        return still_running(running)
     return f"Step {order} {'completed' if action == 'complete' else 'skipped'}."

@@ -30,7 +30,7 @@ from app.ui.render import age, back, render
 router = APIRouter(prefix="/ui/t/{tenantId}", include_in_schema=False)
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW")
-DECIDED = ("APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER")
+DECIDED = ("APPROVED", "EDITED", "REJECTED", "EXPIRED", "TAKEN_OVER", "WITHDRAWN")
 SORTS = {"deadline": "Deadline (soonest first)", "requested": "Waiting longest first",
          "severity": "Severity (most severe first)"}  # fmt: skip
 PAGE_SIZE = 50

@@ -23,8 +23,9 @@ from app.api.problems import ProblemError
 from app.cases.queries import filtered
 from app.cases.queries import page as page_of
 from app.db.models import ExceptionCase
+from app.jobs.base import StillRunning
 from app.playbooks.service import recalculate
-from app.ui.actions import DECISIONS, answer_step, decide_approval
+from app.ui.actions import DECISIONS, answer_step, decide_approval, still_running
 from app.ui.case_page import case_view, load_case, status_value
 from app.ui.deps import CheckedForm, OperatorPage, Page, ViewerPage, field
 from app.ui.render import back, refused, render
@@ -205,13 +206,14 @@ async def _ensure_case(page: Page, exception_id: str) -> None:
 
 
 async def _answer(page: Page, exception_id: str, order: int, action: Literal["complete", "skip"],
-                  notes: str, reason: str = "") -> RedirectResponse:  # fmt: skip
+                  notes: str, digest: str, reason: str = "") -> RedirectResponse:  # fmt: skip
     await _ensure_case(page, exception_id)
     url = detail_url(page, exception_id)
     if len(notes) > MAX_NOTES or len(reason) > MAX_NOTES:
         return back(page, url, error=f"notes and reasons are limited to {MAX_NOTES} characters")
     try:
-        message = await answer_step(page, exception_id, order, action, notes or None, reason)
+        message = await answer_step(page, exception_id, order, action, notes or None, reason,
+                                    seen_digest=digest or None)  # fmt: skip
     except ValueError as exc:
         return back(page, url, error=str(exc))
     return back(page, url, notice=message)
@@ -221,14 +223,24 @@ async def _answer(page: Page, exception_id: str, order: int, action: Literal["co
 async def complete_step(
     page: OperatorPage, form: CheckedForm, exceptionId: str, order: StepOrder
 ) -> RedirectResponse:
-    return await _answer(page, exceptionId, order, "complete", field(form, "notes"))
+    return await _answer(
+        page, exceptionId, order, "complete", field(form, "notes"), field(form, "plan_digest")
+    )
 
 
 @router.post("/exceptions/{exceptionId}/steps/{order}/skip")
 async def skip_step(
     page: OperatorPage, form: CheckedForm, exceptionId: str, order: StepOrder
 ) -> RedirectResponse:
-    return await _answer(page, exceptionId, order, "skip", field(form, "notes"), field(form, "reason"))
+    return await _answer(
+        page,
+        exceptionId,
+        order,
+        "skip",
+        field(form, "notes"),
+        field(form, "plan_digest"),
+        field(form, "reason"),
+    )
 
 
 @router.post("/exceptions/{exceptionId}/recalculate")
@@ -241,6 +253,8 @@ async def recalculate_playbook(page: OperatorPage, form: CheckedForm, exceptionI
                                     who=page.principal.actor)  # fmt: skip
     except ProblemError as exc:
         return refused(page, url, exc)
+    except StillRunning as running:
+        return back(page, url, notice=still_running(running))
     before = outcome["previous"].get("recommendedPlaybookId") or "no playbook"
     now = outcome["current"].get("recommendedPlaybookId") or "no playbook"
     if not outcome["changed"]:
