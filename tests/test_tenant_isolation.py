@@ -41,6 +41,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from app.admin.accounts import issue_key
 from app.api.deps import require_platform_admin
 from app.api.main import create_app
+from app.db.models import Approval
 from app.settings import Settings
 from tests.api_helpers import POSTGRES_URL, SAMPLES, Api, running_api
 
@@ -64,7 +65,7 @@ approval under it must show nothing of B's twin (which carries ``MARKER``)."""
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 # -- what the sweep needs to know about parameters ---------------------------------------------------
-ID_PARAMS = {"exceptionId", "approvalId", "keyId", "version", "from", "to", "tool"}
+ID_PARAMS = {"exceptionId", "approvalId", "keyId", "version", "from", "to", "tool", "jobId"}
 """Path or query parameters that name one tenant's object: each is filled with B's, then A's own, then
 a made-up one. A new kind of id fails the guard test until it is added here and to ``Objects``."""
 STEP_PARAMS = {"stepOrder", "order"}
@@ -267,6 +268,8 @@ def minimal(spec: dict[str, Any], schema: dict[str, Any], tenant: str, name: str
         return {key: minimal(spec, properties[key], tenant, key) for key in schema.get("required", [])}
     if kind == "array":
         return [minimal(spec, schema.get("items", {}), tenant) for _ in range(schema.get("minItems", 0))]
+    if kind == "string" and name == "planDigest":  # a stale digest: the control is refused with a 409
+        return "0" * 16
     if kind == "string":
         return "isolation-sweep"[: schema.get("maxLength", 200)].ljust(schema.get("minLength", 0), "x")
     if kind in ("integer", "number"):
@@ -298,6 +301,7 @@ class Objects:
     key: str
     versions: dict[str, tuple[str, str]]  # kind -> (an older or active version, another)
     tool: str
+    job: str  # the job of an answer to one of the tenant's approvals
 
     def value(self, op: Operation, param: str, kind: str) -> str:
         if param == "exceptionId":
@@ -310,13 +314,16 @@ class Objects:
             return self.key
         if param == "tool":
             return self.tool
+        if param == "jobId":
+            return self.job
         if param in ("version", "from", "to"):
             older, newer = self.versions[kind]
             return older if param == "from" else newer
         raise AssertionError(f"no {param} in Objects: add it")
 
     def texts(self) -> list[str]:
-        """The ids as they could appear in an answer."""
+        """The ids as they could appear in an answer (not the job's: on PostgreSQL it is a small
+        number, which any answer may hold by chance; its answers are compared whole instead)."""
         versions = {v for pair in self.versions.values() for v in pair}
         return [self.case, self.approval_case, self.approval, self.step_case, self.key, self.tool, *versions]
 
@@ -325,7 +332,7 @@ MADE_UP = Objects(
     tenant=A, case="NOPE-CASE-404", approval_case="NOPE-CASE-404", approval="APR-NOPE-404-1",
     step_case="NOPE-STEP-404", step_order=1, key="nokey0000404",
     versions={"policy": ("0.0.1-nope", "0.0.2-nope"), "domain": ("0.0.1-nope", "0.0.2-nope")},
-    tool="no_such_tool_404",
+    tool="no_such_tool_404", job="987654321",
 )  # fmt: skip
 """Ids nobody has: B's ids must be answered exactly as these are."""
 
@@ -340,6 +347,14 @@ def sample(exception_id: str, new_id: str, **payload: Any) -> dict[str, Any]:
 async def ok(response: httpx.Response, *statuses: int) -> Any:
     assert response.status_code in (statuses or (200, 201)), f"{response.request.url}: {response.text}"
     return response.json()
+
+
+async def answer_job(api: Api, tenant: str, approval_id: str) -> str:
+    """The job of the last answer to ``approval_id`` (the one the approval's claim names)."""
+    async with api.services.db.session() as session:
+        row = await session.get(Approval, (tenant, approval_id))
+    assert row is not None and row.claim_job is not None, approval_id
+    return str(row.claim_job)
 
 
 async def victim(api: Api) -> Objects:
@@ -382,7 +397,7 @@ async def victim(api: Api) -> Objects:
         tenant=B, case="ACM-ISO-APPROVAL", approval_case="ACM-ISO-APPROVAL", approval="APR-ACM-ISO-APPROVAL-1",
         step_case="ACM-ISO-STEP", step_order=step["currentStep"], key=key["keyId"],
         versions={"policy": ("2.4.0-acme", "2.5.0-draft"), "domain": (B_DOMAIN_VERSION, B_DOMAIN_VERSION)},
-        tool=B_TOOL,
+        tool=B_TOOL, job=await answer_job(api, B, "APR-ACM-ISO-STEP-1"),
     )  # fmt: skip
 
 
@@ -398,11 +413,17 @@ class Attacker:
 
     async def start(self) -> None:
         """A's case the read-only controls use has the id of one of B's (``TWIN``)."""
-        await ok(await self.api.post_and_settle(A, [sample(WAITS_FOR_APPROVAL, TWIN)]), 202)
+        await ok(await self.api.post_and_settle(A, [sample(WAITS_FOR_APPROVAL, TWIN),
+                                                    sample(WAITS_FOR_APPROVAL, "GLX-ISO-JOB")]), 202)  # fmt: skip
+        await ok(
+            await self.api.client.post(
+                f"/approvals/{A}/APR-GLX-ISO-JOB-1/takeover", json={}, headers=self.api.as_("operator", A)
+            )
+        )  # a job of A's own
         self.base = Objects(
             tenant=A, case=TWIN, approval_case=TWIN, approval=f"APR-{TWIN}-1", step_case="", step_order=0,
             key="", versions={"policy": ("1.4.0", "1.4.0"), "domain": ("1.0.0", "1.0.0")},
-            tool="get_trade_details",
+            tool="get_trade_details", job=await answer_job(self.api, A, "APR-GLX-ISO-JOB-1"),
         )  # fmt: skip
 
     async def _case(self, example: str) -> str:
@@ -464,8 +485,13 @@ def readable(response: httpx.Response) -> str:
 
 
 def blank(text: str, words: list[str]) -> str:
+    """``text`` with each word read as ``<id>``; a number (a job id) only where it stands alone, not
+    inside another number (job 4 is not the 4 of a 404)."""
     for word in sorted({w for w in words if w}, key=len, reverse=True):
-        text = text.replace(word, "<id>")
+        if word.isdigit():
+            text = re.sub(rf"(?<!\d){word}(?!\d)", "<id>", text)
+        else:
+            text = text.replace(word, "<id>")
     return text
 
 

@@ -480,7 +480,7 @@ class CaseService:
                     Approval.approval_id,
                     Approval.claim_token,
                     Approval.claim_job,
-                ).where(Approval.status == "CLAIMED", Approval.claim_lease_until < now)
+                ).where(Approval.claim_lease_until < now)  # settling a claim ends its lease
             )
             steps = await session.execute(
                 select(

@@ -50,7 +50,7 @@ class Claim:
     claimed_at: datetime
     lease_until: datetime
     interrupt: str | None
-    live: bool  # still CLAIMED under this token (not yet applied or released)
+    live: bool  # this token's claim, not settled yet (applied or released)
 
     @property
     def expired(self) -> bool:
@@ -177,7 +177,9 @@ async def load(session: AsyncSession, tenant_id: str, exception_id: str, ref: di
     """The claim ``ref`` names, as it stands (None if the row is gone)."""
     if ref["target"] == "approval":
         row: Any = await session.get(Approval, (tenant_id, ref["key"]), populate_existing=True)
-        live = row is not None and row.status == "CLAIMED"
+        # not settled yet (settling ends the lease): the status may already say what the graph
+        # decided (the event sink writes it as the graph records it); the claim is live until settled
+        live = row is not None and row.claim_lease_until is not None
     else:
         row = await session.get(PlaybookState, (tenant_id, exception_id), populate_existing=True)
         live = row is not None and row.claim_state == "claimed" and str(row.claim_step) == ref["key"]
@@ -193,7 +195,7 @@ def _where(claim: Claim) -> Any:
     if claim.target == "approval":
         return update(Approval).where(
             Approval.tenant_id == claim.tenant_id, Approval.approval_id == claim.key,
-            Approval.claim_token == claim.token, Approval.status == "CLAIMED",
+            Approval.claim_token == claim.token, Approval.claim_lease_until.is_not(None),
         )  # fmt: skip
     return update(PlaybookState).where(
         PlaybookState.tenant_id == claim.tenant_id, PlaybookState.exception_id == claim.exception_id,
