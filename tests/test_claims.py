@@ -211,7 +211,9 @@ async def test_a_job_that_died_after_resuming_the_graph_records_it_once(tmp_path
         assert approval["status"] == "APPROVED"
         assert len(await human_events(api, "GLX-1003", "approval_decided")) == 1
         case = (await api.client.get("/exceptions/globex-markets/GLX-1003", headers=api.as_("viewer"))).json()
-        assert case["resolutionStatus"] != "PENDING_APPROVAL"  # recorded, though the first try never projected
+        assert (
+            case["resolutionStatus"] != "PENDING_APPROVAL"
+        )  # recorded, though the first try never projected
         followed = (await api.client.get(job["links"]["self"], headers=api.as_("viewer"))).json()
         assert followed["status"] == "done" and followed["outcome"]["status"] == 200
 

@@ -488,10 +488,8 @@ def blank(text: str, words: list[str]) -> str:
     """``text`` with each word read as ``<id>``; a number (a job id) only where it stands alone, not
     inside another number (job 4 is not the 4 of a 404)."""
     for word in sorted({w for w in words if w}, key=len, reverse=True):
-        if word.isdigit():
-            text = re.sub(rf"(?<!\d){word}(?!\d)", "<id>", text)
-        else:
-            text = text.replace(word, "<id>")
+        pattern = rf"(?<!\d){word}(?!\d)" if word.isdigit() else re.escape(word)
+        text = re.sub(pattern, "<id>", text)
     return text
 
 
