@@ -147,3 +147,25 @@ async def test_kill_9_after_a_node_stored_its_events_then_restart_records_each_o
         detail = (await api.client.get(f"{BASE}/GLX-CRASH", headers=api.as_("viewer"))).json()
         assert detail["resolutionStatus"] == "RESOLVED" and detail["processing"] == "done"
         assert await api.services.runner.values(TENANT, "GLX-CRASH") == {}
+
+
+async def test_a_finished_case_left_with_its_checkpoints_is_compacted_when_its_job_runs_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that died between a finished case's projection and its compaction leaves the thread;
+    the job, taken again, finds the case processed and deletes it then."""
+    runner = api.services.runner
+    compact = runner.compact
+
+    async def dies_first(*_args: Any) -> None:  # as if killed right before compacting
+        return None
+
+    monkeypatch.setattr(runner, "compact", dies_first)
+    await api.post_and_settle(TENANT, [example("GLX-1001")])
+    assert (await runner.values(TENANT, "GLX-1001"))["status"] == "RESOLVED"  # left behind
+    events = await count(api, ExceptionEvent, "GLX-1001")
+    monkeypatch.setattr(runner, "compact", compact)
+    result = await api.services.cases.process(TENANT, "GLX-1001")  # the job, taken again
+    assert result["resolutionStatus"] == "RESOLVED"
+    assert await runner.values(TENANT, "GLX-1001") == {}
+    assert await count(api, ExceptionEvent, "GLX-1001") == events  # not run again

@@ -9,7 +9,9 @@ worker``) on one PostgreSQL database (issue 14).
 * afterwards no claim is stuck, no case is unprocessed, nothing was applied twice, and the tables
   agree with the graph.
 
-(Shared switches and breakers across processes are checked where they are kept in the database.)
+And, with tools called live against an endpoint that refuses connections: a tool switched off
+through one API is refused by the workers a second later, and a breaker opened by a failing call in
+one worker is open in the other, which refuses the tool without calling it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,9 +50,11 @@ REGULATORY = json.loads((ROOT / "docs" / "examples" / "globex-markets-exceptions
 
 
 class Cluster:
-    def __init__(self, url: str, data_dir: Path) -> None:
+    def __init__(self, url: str, data_dir: Path, packs: Path = SAMPLES, **env: str) -> None:
         self.url = url
         self.data_dir = data_dir
+        self.packs = packs
+        self.env = env
         self.newest_worker = 0
         self.conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -60,9 +65,10 @@ class Cluster:
         port = free_port()
         env = {
             **os.environ, "EXOPS_DATABASE_URL": self.url, "EXOPS_DATA_DIR": str(self.data_dir),
-            "EXOPS_PACKS_DIR": str(SAMPLES), "EXOPS_JOB_LEASE_SECONDS": "2", "EXOPS_DEADLINE_SWEEP_SECONDS": "1",
+            "EXOPS_PACKS_DIR": str(self.packs), "EXOPS_JOB_LEASE_SECONDS": "2", "EXOPS_DEADLINE_SWEEP_SECONDS": "1",
             "EXOPS_WORKER_CONCURRENCY": "4", "EXOPS_RATE_LIMIT_PER_MINUTE": "1000000", "EXOPS_JOB_POLL_SECONDS": "0.5",
             "EXOPS_TEST_KILL_AT": kill_at, "EXOPS_TEST_KILL_AFTER": str(kill_after), "PYTHONPATH": str(ROOT),
+            **self.env,
         }  # fmt: skip
         args = (
             ["serve", "--no-workers", "--host", "127.0.0.1", "--port", str(port)]
@@ -133,13 +139,13 @@ class Cluster:
                 assert status in ("APPROVED", "REJECTED") and case_status != "PENDING_APPROVAL", approval_id
 
 
-async def prepare(url: str) -> str:
+async def prepare(url: str, role: str = "operator") -> str:
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
     try:
         async with db.session() as session:
             await ensure_tenant(session, TENANT, "Globex Markets")
-            return (await issue_key(session, tenant_id=TENANT, role="operator", name="cluster")).plaintext
+            return (await issue_key(session, tenant_id=TENANT, role=role, name="cluster")).plaintext
     finally:
         await db.close()
 
@@ -232,3 +238,102 @@ async def test_two_apis_and_two_workers_on_postgres(tmp_path: Path) -> None:
                     f"{base2}/approvals/{TENANT}/{first}/approve", json={}, headers=headers
                 )
                 assert late.status_code == 409 and "(by key:" in late.json()["detail"]
+
+
+SETTLEMENT_FAIL = json.loads((ROOT / "docs" / "examples" / "globex-markets-exceptions.json").read_text())[
+    "exceptions"
+][0]
+"""Resolved by playbook settlement-fail-resubmit, whose first step calls get_settlement_status."""
+STATUS_TOOL = "get_settlement_status"
+
+
+def packs_calling(folder: Path, port: int) -> Path:
+    """The sample packs with the settlement platform's tools at 127.0.0.1:``port``, where nothing listens."""
+    shutil.copytree(SAMPLES, folder)
+    domain = folder / "domains" / "capital-markets.yaml"
+    domain.write_text(
+        domain.read_text().replace("https://settlements.example.internal", f"http://127.0.0.1:{port}")
+    )
+    return folder
+
+
+async def test_a_tool_switch_and_a_breaker_hold_across_worker_processes(tmp_path: Path) -> None:
+    async with postgres_database() as url:
+        key = await prepare(url, role="admin")
+        headers = {"X-API-KEY": key}
+        cluster = Cluster(
+            url, tmp_path, packs_calling(tmp_path / "packs", free_port()), EXOPS_TOOL_MODE="live",
+            EXOPS_OUTBOUND_ALLOWED_NETWORKS='["127.0.0.1/32"]', EXOPS_TOOL_BREAKER_FAILURES="1",
+            EXOPS_TOOL_BREAKER_RESET_SECONDS="600", EXOPS_SECRETS='{"platform": {"CAPMKTS_API_TOKEN": "t"}}',
+        )  # fmt: skip
+        batch = 0
+
+        async def run_cases(client: httpx.AsyncClient, base: str, count: int) -> list[str]:
+            nonlocal batch
+            batch += 1
+            ids = [f"SW-{batch}-{i}" for i in range(count)]
+            posted = await client.post(f"{base}/exceptions/{TENANT}", headers=headers,
+                                       json=[{**SETTLEMENT_FAIL, "exceptionId": i} for i in ids])  # fmt: skip
+            assert posted.status_code == 202, posted.text
+            await cluster.settled()
+            return ids
+
+        def calls(ids: list[str]) -> list[tuple[str, int, str | None, int | None]]:
+            """(case, attempts, error, the worker that ran the case's job) of each call of the tool."""
+            return [tuple(row) for row in cluster.rows(  # type: ignore[misc]
+                "SELECT t.exception_id, t.attempts, t.error, (SELECT j.worker_id FROM procrastinate_jobs j "
+                "WHERE j.task_name = 'exops.process' AND j.args->>'exception_id' = t.exception_id) "
+                "FROM tool_executions t WHERE t.tool = %s AND t.exception_id = ANY(%s)", STATUS_TOOL, ids,
+            )]  # fmt: skip
+
+        async with httpx.AsyncClient(timeout=60) as client:
+            with ExitStack() as stack:
+                api1, base1 = stack.enter_context(cluster.process("api"))
+                await ready(client, base1, api1)
+                api2, base2 = stack.enter_context(cluster.process("api"))
+                await ready(client, base2, api2)
+                workers = [stack.enter_context(cluster.process("worker"))[0] for _ in range(2)]
+                for worker in workers:
+                    await cluster.registered(worker)
+
+                # switched off through API 1; a second later, API 2's cases are run by the workers
+                off = await client.post(
+                    f"{base1}/admin/{TENANT}/tools/{STATUS_TOOL}/disable", headers=headers
+                )
+                assert off.status_code == 200, off.text
+                await asyncio.sleep(1.0)
+                switched = await run_cases(client, base2, 8)
+                assert calls(switched) == []  # never called: the plans made it a step for a person
+                for (steps,) in cluster.rows(
+                    "SELECT steps FROM playbook_states WHERE exception_id = ANY(%s)", switched
+                ):
+                    [first] = [step for step in steps if step.get("step", {}).get("tool") == STATUS_TOOL]
+                    assert first["disposition"] == "manual", first
+                    assert f"tool {STATUS_TOOL} is not in the tenant's toolsAllowList" in first["reason"], (
+                        first
+                    )
+                assert (
+                    len(cluster.rows("SELECT 1 FROM playbook_states WHERE exception_id = ANY(%s)", switched))
+                    == 8
+                )
+                on = await client.post(f"{base2}/admin/{TENANT}/tools/{STATUS_TOOL}/enable", headers=headers)
+                assert on.status_code == 200, on.text
+                await asyncio.sleep(1.0)
+
+                # one case: its call fails (the connection is refused) and opens the breaker
+                [(_, attempts, error, opener)] = calls(await run_cases(client, base1, 1))
+                assert attempts > 0 and error is not None and not error.startswith("circuit open"), error
+                await asyncio.sleep(1.0)
+                # then cases until the other worker has run some: it refuses without calling
+                others: list[tuple[str, int, str | None, int | None]] = []
+                for _round in range(10):
+                    later = calls(await run_cases(client, (base1, base2)[_round % 2], 8))
+                    assert {attempts for _, attempts, _, _ in later} == {0}, later
+                    assert all((error or "").startswith("circuit open for ") for _, _, error, _ in later), (
+                        later
+                    )
+                    others += [call for call in later if call[3] != opener]
+                    if others:
+                        break
+                assert others, "the other worker never ran a case"
+                assert all(p.poll() is None for p in (api1, api2, *workers))

@@ -186,12 +186,9 @@ class CaseService:
                     .returning(ExceptionCase.raw, ExceptionCase.run_id)
                 )
             ).one_or_none()
-            if found is None:
-                case = await session.get(ExceptionCase, (tenant_id, exception_id))
-                if case is None:
-                    raise LookupError(f"no case {tenant_id}/{exception_id}")
-                return dict(case.result or {})
-            raw = RawException.model_validate(found.raw)
+        if found is None:
+            return await self._processed_already(tenant_id, exception_id)
+        raw = RawException.model_validate(found.raw)
         try:
             ctx = self.runtime.context(tenant_id, run_id=found.run_id or "api")
         except ConfigurationError as exc:  # the tenant's packs went away: say so on the case, try later
@@ -199,6 +196,19 @@ class CaseService:
             raise RetryLater(BLOCKED_RETRY_SECONDS, str(exc)) from None
         outcome = await self.runner.run(ctx, raw)
         return await self.record_result(tenant_id, exception_id, outcome)
+
+    async def _processed_already(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
+        """What the tables say of a case whose job was taken again after it was processed; a finished
+        one is compacted again, in case its process died between its projection and its compaction."""
+        async with self.db.session() as session:
+            case = await session.get(ExceptionCase, (tenant_id, exception_id))
+            if case is None:
+                raise LookupError(f"no case {tenant_id}/{exception_id}")
+            finished = case.status in FINISHED_STATUSES and case.processing == "done"
+            result = dict(case.result or {})
+        if finished:
+            await self.runner.compact(tenant_id, exception_id, "delete")
+        return result
 
     async def record_result(self, tenant_id: str, exception_id: str, outcome: CaseOutcome) -> dict[str, Any]:
         """Write what the graph decided for a case into the system of record (see projection), then
@@ -314,8 +324,9 @@ class CaseService:
         assert job.tenant_id is not None and job.exception_id is not None
         async with self.db.session() as session:
             claim = await claims.load(session, job.tenant_id, job.exception_id, job.payload)
-        if claim is None or not claim.live:
-            return  # settled by an earlier try of this job, or by a re-drive
+        if claim is None or not claim.live:  # settled by an earlier try of this job, or by a re-drive;
+            await self._processed_already(job.tenant_id, job.exception_id)  # which may have died after
+            return
         if claim.answer.get("decision") == "recalculate":
             assert self.recalculator is not None, "wire app.playbooks.service.install(cases) first"
             await self.recalculator(self, claim)
