@@ -72,6 +72,7 @@ class TableJobQueue:
         self._wakeup = asyncio.Event()
         self._finished: dict[str, asyncio.Event] = {}
         self._settled = asyncio.Event()  # set whenever a job of this process ends
+        self._ended_count = 0  # jobs of this process ended so far (drain counts them)
         self._workers: list[asyncio.Task[None]] = []
         self._timer: asyncio.Task[None] | None = None
         self._running: dict[asyncio.Task[bool], Job] = {}
@@ -166,15 +167,24 @@ class TableJobQueue:
                 self._finished.pop(job_id, None)
 
     async def drain(self) -> None:
+        """Wait until no job is queued or running, in any process. The jobs left are counted, then
+        counted again once as many have ended here (or after a quarter second, for jobs that end in
+        another process or were queued meanwhile): a count per job would cost the workers time."""
         count = select(func.count()).select_from(CaseJob).where(CaseJob.status.in_(("queued", "running")))
         while True:
-            self._settled.clear()
             async with self.db.session() as session:
-                if (await session.execute(count)).scalar_one() == 0:
-                    return
-            # a job ending here says so at once; one ending in another process, the next look
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._settled.wait(), 0.25)
+                left = (await session.execute(count)).scalar_one()
+            if left == 0:
+                return
+            until = self._ended_count + left
+            deadline = asyncio.get_running_loop().time() + 0.25
+            while self._ended_count < until:
+                self._settled.clear()
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), remaining)
 
     # -- working -------------------------------------------------------------------------------
     def _take_statement(self) -> Any:
@@ -234,6 +244,7 @@ class TableJobQueue:
 
     def _ended(self, job: Job) -> None:
         """Wake whoever waits for ``job`` (its end is committed)."""
+        self._ended_count += 1
         self._settled.set()
         event = self._finished.pop(job.job_id, None)
         if event is not None:
