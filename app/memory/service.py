@@ -534,8 +534,8 @@ class MemoryService:
             tenant = self.packs.tenant(tenant_id)
             wanted = None
             if tenant is not None:
-                wanted = "local:all-MiniLM-L6-v2" if tenant.embeddings.provider == "local" else (
-                    f"openai:{(tenant.embeddings.baseUrl or '').rstrip('/')}:{tenant.embeddings.model}")  # fmt: skip
+                with contextlib.suppress(MemoryUnavailable):
+                    wanted = self.embedder(tenant).model_key
             stored = (info or {}).get("model")
             rows.append({
                 "tenantId": tenant_id, "collection": (info or {}).get("collection"), "cases": (info or {}).get("cases", 0),
