@@ -79,7 +79,11 @@ class _LocalModel:
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         vectors = self.get().encode(
-            list(texts), batch_size=BATCH, normalize_embeddings=True, convert_to_numpy=True
+            list(texts),
+            batch_size=BATCH,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 
