@@ -437,25 +437,25 @@ class MemoryService:
         exclude = exclude or set()
         wanted = k * CANDIDATES + len(exclude)
         store = self.store
-        count = store.count(tenant_id)
-        if not count:
+        hits = store.query(tenant_id, model, vector, filters, wanted)
+        if not hits and store.collection(tenant_id) is None:
             return []
-        hits = store.query(tenant_id, model, vector, filters, min(wanted, count))
         index = self._index(tenant_id)
         with index.lock:
             keyword = index.keywords.search(text, filters, wanted)
         vector_ranked = [(case_id, score) for case_id, score, _, _ in hits if case_id not in exclude]
         keyword_ranked = [(case_id, score) for case_id, score in keyword if case_id not in exclude]
         fused = fuse(vector_ranked, keyword_ranked, k)
-        known = {case_id: (score, document, metadata) for case_id, score, document, metadata in hits}
+        known: dict[str, tuple[float | None, str, dict[str, Any]]] = {
+            case_id: (score, document, metadata) for case_id, score, document, metadata in hits
+        }
         missing = [hit.case_id for hit in fused if hit.case_id not in known]
-        if missing:  # found by words only: read them, and their similarity, from the collection
-            found = store.get(tenant_id, ids=missing, embeddings=True)
-            for case_id, document, metadata, embedding in zip(
-                found["ids"], found["documents"], found["metadatas"], found["embeddings"], strict=True
+        if missing:  # found by words only: read them from the collection (no vector score: not a neighbour)
+            found = store.get(tenant_id, ids=missing)
+            for case_id, document, metadata in zip(
+                found["ids"], found["documents"], found["metadatas"], strict=True
             ):
-                similarity = float(np.dot(np.asarray(embedding, dtype=np.float32), vector))
-                known[case_id] = (similarity, document or "", dict(metadata or {}))
+                known[case_id] = (None, document or "", dict(metadata or {}))
         results = []
         for hit in fused:
             if hit.case_id not in known:

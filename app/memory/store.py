@@ -147,7 +147,9 @@ class ChromaStore:
         collection = self.collection(tenant_id)
         if collection is None:
             return []
-        self.collection(tenant_id, model)  # refuses a collection of another model
+        stored = (collection.metadata or {}).get("model")
+        if stored != model:
+            raise ModelChanged(tenant_id, str(stored), model)
         found = collection.query(query_embeddings=[vector], n_results=n, where=where_of(filters),
                                  include=["distances", "documents", "metadatas"])  # fmt: skip
         return [
