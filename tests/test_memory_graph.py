@@ -17,6 +17,7 @@ from app.db.models import MemoryQueue
 from tests.api_helpers import Api, running_api
 from tests.conftest import SAMPLES, _backends
 from tests.memory_helpers import HashEmbedder
+from tests.test_ui_exceptions import get, sign_in
 
 T = "globex-markets"
 
@@ -85,6 +86,11 @@ async def test_a_new_case_sees_past_outcomes_and_the_override_lowers_confidence(
     assert recurrence and "cashAccountId=NOSTRO-EUR-DB-004" in recurrence[0] and "PAY-4" in recurrence[0]
     before = float(moved.split(" from ")[1].split(" ")[0])
     assert triage["confidence"] == pytest.approx(before - 0.3 / 4, abs=0.01)
+    await sign_in(api, "viewer")
+    page = await get(api, f"/ui/t/{T}/exceptions/PAY-5")
+    panel = page.split('id="similar-h"', 1)[1].split("</section>", 1)[0]
+    assert all(f'/exceptions/PAY-{n}"' in panel for n in (1, 2, 3, 4))
+    assert "overridden by a person" in panel and "cash-break-small-writeoff" in panel
     triage_record = new["result"].get("triage") or {}
     if triage_record:  # the result carries the similar cases as records too
         assert {c["exceptionId"] for c in triage_record["similarCases"]} == set(shown)

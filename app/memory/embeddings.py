@@ -162,10 +162,15 @@ class CachedEmbedder:
         self.hits = 0
         self.misses = 0
 
-    async def embed(self, texts: Sequence[str]) -> Vectors:
-        if not texts:
-            return await self.inner.embed(texts)
+    async def cached(self, texts: Sequence[str]) -> Vectors | None:
+        """The texts' vectors when every one is in the cache, else None (nothing is embedded)."""
         hashes = [text_hash(text) for text in texts]
+        found = await self._lookup(hashes)
+        if len(found) < len(set(hashes)):
+            return None
+        return np.stack([found[key] for key in hashes]).astype(np.float32)
+
+    async def _lookup(self, hashes: Sequence[str]) -> dict[str, Vectors]:
         found: dict[str, Vectors] = {}
         async with self.db.session() as session:
             for start in range(0, len(hashes), 500):
@@ -177,6 +182,13 @@ class CachedEmbedder:
                     )
                 )
                 found.update((key, np.frombuffer(blob, dtype="<f4")) for key, blob in rows.all())
+        return found
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return await self.inner.embed(texts)
+        hashes = [text_hash(text) for text in texts]
+        found = await self._lookup(hashes)
         missing = [i for i, key in enumerate(hashes) if key not in found]
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)

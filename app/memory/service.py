@@ -419,12 +419,20 @@ class MemoryService:
     # -- searching -------------------------------------------------------------------------
     async def search(
         self, tenant_id: str, text: str, *, filters: MemoryFilters | None = None, k: int = 5,
-        exclude: Iterable[str] = (),
+        exclude: Iterable[str] = (), cached_only: bool = False,
     ) -> list[SimilarCase]:  # fmt: skip
-        """The tenant's ``k`` past cases most like ``text`` (hybrid, filtered, explained)."""
+        """The tenant's ``k`` past cases most like ``text`` (hybrid, filtered, explained).
+        ``cached_only``: never embed (a page must not wait for a model); ``MemoryUnavailable`` when the
+        text was never embedded (triage embeds a case's text, so a case's page finds it cached)."""
         tenant = self.tenant(tenant_id)
         embedder = self.embedder(tenant)
-        vector = (await embedder.embed([text]))[0]
+        if cached_only:
+            cached = await embedder.cached([text])
+            if cached is None:
+                raise MemoryUnavailable("this case's text has not been embedded yet")
+            vector = cached[0]
+        else:
+            vector = (await embedder.embed([text]))[0]
         return await asyncio.to_thread(
             self.search_vector, tenant_id, embedder.model_key, vector, text, filters or {}, k, set(exclude)
         )
