@@ -5,7 +5,7 @@ server, with every other process through the database: ``app/shared/breakers.py`
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from app.secrets import SecretScope
 from app.settings import Settings
@@ -23,6 +23,9 @@ from tools.notifications.model import Notifier
 from tools.notifications.notifier import DeliveringNotifier, RecordingNotifier
 from tools.outbound import OutboundPolicy, parse_networks
 from tools.secrets import SecretMissing
+
+if TYPE_CHECKING:
+    from app.memory.service import MemoryService
 
 LLM_CLIENTS_KEPT = 32
 """LLM clients a runtime keeps (one per configuration in use)."""
@@ -121,6 +124,9 @@ class Runtime:
         )
         self.outbound = OutboundPolicy(parse_networks(settings.outbound_allowed_networks))
         self.smtp = smtp_config(settings)
+        self.memory: MemoryService | None = None
+        """Similar-case memory (``app/memory``), set where it is opened (the server, ``exops run``);
+        each context gets the view of its own tenant only."""
 
     def tenant(self, tenant_id: str) -> TenantPolicyPack:
         tenant = self.registry.tenant(tenant_id)
@@ -199,4 +205,7 @@ class Runtime:
             approval_timeout_minutes=self.settings.approval_timeout_minutes,
             run_id=run_id,
             events=self.events if self.events is not None and not record_only else MemoryEventSink(),
+            memory=self.memory.for_run(tenant, domain)
+            if self.memory is not None and not record_only
+            else None,
         )

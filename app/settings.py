@@ -114,6 +114,18 @@ class Settings(BaseSettings):
     )  # fmt: skip
     demo: bool = Field(default=True, description="exops start creates demo tenants and keys")
 
+    # Similar-case memory
+    memory_enabled: bool = Field(
+        default=True,
+        description="Remember finished cases and consult them in triage (each tenant pack's memory.enabled "
+        "can turn it off for that tenant); false: triage says memory is off",
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="A chroma server (http://host:port) for many processes and at scale; none: an embedded "
+        "store under DATA_DIR/memory",
+    )
+
     # Tools and notifications
     tool_mode: Literal["dry-run", "live"] = Field(
         default="dry-run", description="How the server runs call_tool steps; exops run has --tool-mode."
@@ -163,6 +175,10 @@ class Settings(BaseSettings):
     def cli_checkpoint_path(self) -> Path:
         """``exops run``/``resume`` keep their own checkpoints, apart from the server's cases."""
         return self.data_dir / "cli-checkpoints.sqlite"
+
+    @property
+    def memory_path(self) -> Path:
+        return self.data_dir / "memory"
 
     @property
     def db_url(self) -> str:

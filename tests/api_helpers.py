@@ -101,6 +101,7 @@ async def running_api(tmp_path: Path, backend: str, **overrides: Any) -> AsyncIt
         settings = Settings(
             data_dir=tmp_path, database_url=url, packs_dir=overrides.pop("packs_dir", SAMPLES),
             deadline_sweep_seconds=3600, jwt_secret=JWT_SECRET, rate_limit_per_minute=overrides.pop("rate", 10_000),
+            memory_enabled=overrides.pop("memory_enabled", False),  # tests/test_memory*.py turn it on
             **overrides,
         )  # fmt: skip
         app = create_app(settings)

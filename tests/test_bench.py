@@ -13,8 +13,9 @@ from app.cli.main import cli
 
 def test_bench_runs_and_prints_the_figures_as_json() -> None:
     result = CliRunner().invoke(
-        cli, ["bench", "--pipeline-cases", "3", "--ingest-requests", "10", "--rounds", "1", "--json"]
-    )
+        cli, ["bench", "--pipeline-cases", "3", "--ingest-requests", "10", "--rounds", "1", "--json",
+              "--memory-cases", "300", "--memory-queries", "5"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -39,6 +40,8 @@ def test_bench_runs_and_prints_the_figures_as_json() -> None:
     assert abs(figures["storage_bytes_per_case"] - parts) <= 1  # each part rounded on its own
     assert all(key.split("/")[0] in ("done", "waiting") for key in pipeline["outcomes"])
     assert figures["ingest"]["requests_per_round"] == 10
+    assert figures["memory_search_ratio"] > 0 and figures["memory_p95_ms"] > 0
+    assert figures["memory_triage_added_ms"] > 0 and figures["memory"]["cases"] == 300
 
 
 def test_bench_refuses_sizes_below_one() -> None:

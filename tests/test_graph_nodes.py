@@ -110,7 +110,7 @@ class TestTriageAndPolicy:
         )
         details = [e["detail"] for e in last(state)["evidence"]]
         assert "severityRules.big_fail matched (HIGH)" in details
-        assert "similar-case memory is not configured" in details
+        assert "similar-case memory is off on this server" in details
         assert last(state)["confidence"] == 0.9
 
     async def test_policy_picks_the_approved_playbook_and_group(self) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from graph.builder import build_graph
 from graph.checkpoint import open_checkpointer
 from graph.inputs import RawException
-from graph.memory import SimilarCase
+from graph.memory import Recall
 from graph.runner import CaseRunner, InvalidAnswer, NothingPending, config_for
 from tests.conftest import FIXTURES
 from tests.graph_helpers import context, raw
@@ -256,13 +257,10 @@ async def test_unknown_type_is_escalated_with_evidence(runner: CaseRunner) -> No
 
 
 class ExplodingMemory:
-    async def search(self, tenant_id: str, exception: Mapping[str, Any], k: int = 5) -> list[SimilarCase]:
+    async def recall(
+        self, exception: Mapping[str, Any], *, k: int, recurrence_since: datetime | None
+    ) -> Recall:
         raise RuntimeError("vector store unreachable")
-
-    async def remember(
-        self, tenant_id: str, exception: Mapping[str, Any], outcome: Mapping[str, Any]
-    ) -> None:
-        return None
 
 
 async def test_node_failure_ends_escalated_never_lost(runner: CaseRunner) -> None:

@@ -196,7 +196,7 @@ async def test_detail_of_a_resolved_case(api: Api) -> None:
     assert '<span class="kind kind-playbook">playbook</span> <code>playbook_started</code>' in events
     assert "agent: exops" in events and "playbook settlement-fail-resubmit (4 steps)" in events
     assert "<summary>Raw payload</summary>" in html and "SI-CREST-7712004" in html
-    assert "Similar-case memory is not enabled" in html
+    assert "Similar-case memory is off on this server." in html
     assert "data-poll" not in html  # nothing will change any more
     assert "<code>settlement-fail-resubmit</code>" in html and "✓ yes" in html  # the candidate table
 

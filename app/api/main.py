@@ -27,6 +27,8 @@ from app.db.migrate import checkpoint_url, ensure_schema
 from app.db.session import Database, is_sqlite
 from app.jobs import open_job_queue
 from app.jobs.views import router as jobs_router
+from app.memory.service import MemoryService
+from app.memory.views import router as memory_router
 from app.metrics.views import router as metrics_router
 from app.packstore import PackStore, sync_directory
 from app.playbooks.service import install as install_recalculation
@@ -101,6 +103,8 @@ async def open_services(settings: Settings, *, workers: bool = True) -> AsyncIte
         breakers = SharedBreakers(db, failure_threshold=settings.tool_breaker_failures,
                                   reset_seconds=settings.tool_breaker_reset_seconds)  # fmt: skip
         runtime = Runtime(settings, store, events=DatabaseEventSink(db), breakers=breakers.board)
+        if settings.memory_enabled:
+            runtime.memory = MemoryService(settings, db, store, outbound=runtime.outbound)
         runner = CaseRunner(build_graph(checkpointer=saver), durability=settings.checkpoint_durability)
         jobs = open_job_queue(settings, db)
         await jobs.open()
@@ -117,6 +121,9 @@ async def open_services(settings: Settings, *, workers: bool = True) -> AsyncIte
         if workers:  # stopped before anything above closes (the stack unwinds in reverse)
             await cases.start_workers()
             stack.push_async_callback(cases.stop_workers)
+            if runtime.memory is not None:
+                await runtime.memory.start()
+                stack.push_async_callback(runtime.memory.stop)
         loop = asyncio.get_running_loop()
 
         def on_change(_result: object) -> None:
@@ -163,6 +170,7 @@ def create_app(settings: Settings | None = None, *, workers: bool = True) -> Fas
         return {"status": "ok"}
 
     app.include_router(cases_router)
+    app.include_router(memory_router)
     app.include_router(approvals_router)
     app.include_router(playbooks_router)
     app.include_router(metrics_router)

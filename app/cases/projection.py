@@ -9,7 +9,9 @@ Both are plain statements, an update and an upsert, with no read first: on SQLit
 database's in-place writer (``app.db.inplace``), like the events.
 
 Once a finished case is projected, the tables are its whole record (``app.cases.record``) and its
-checkpoints can go (``CaseService.record_result``).
+checkpoints can go (``CaseService.record_result``). With ``remember``, a finished case is also
+queued for similar-case memory (``memory_queue``) in the same transaction: the indexer
+(``app/memory``) takes it from there, and nothing is lost if the process dies before it does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from app.cases.record import playbook_info, selection_of, stored_result
 from app.db.inplace import SqliteStatement
-from app.db.models import ExceptionCase, PlaybookState
+from app.db.models import ExceptionCase, MemoryQueue, PlaybookState
 from app.db.session import Database
 from app.db.types import utc_now
 from packs.common import FINISHED_STATUSES
@@ -81,14 +83,17 @@ def playbook_row(result: dict[str, Any], values: dict[str, Any], now: datetime) 
 
 
 async def project(
-    db: Database, tenant_id: str, exception_id: str, result: dict[str, Any], values: dict[str, Any]
-) -> None:
+    db: Database, tenant_id: str, exception_id: str, result: dict[str, Any], values: dict[str, Any],
+    *, remember: bool = False,
+) -> None:  # fmt: skip
+    """``remember``: queue the case for similar-case memory once it is finished."""
     now = utc_now()
     row = case_row(result, values, now)
     finished = row["status"] in FINISHED_STATUSES
     playbook = playbook_row(result, values, now)
+    queue = finished and remember
     if db.inplace is not None:
-        await db.inplace.run(SQLITE.project(tenant_id, exception_id, row, finished, playbook))
+        await db.inplace.run(SQLITE.project(tenant_id, exception_id, row, finished, playbook, queue))
         return
     async with db.engine.begin() as connection:
         resolved = {"resolved_at": func.coalesce(ExceptionCase.resolved_at, now)} if finished else {}
@@ -104,6 +109,13 @@ async def project(
             statement = postgresql_insert(PlaybookState).values(**keys, **playbook)
             await connection.execute(
                 statement.on_conflict_do_update(index_elements=list(keys), set_=playbook)
+            )
+        if queue:
+            entry = {"tenant_id": tenant_id, "exception_id": exception_id, "queued_at": now, "attempts": 0}
+            await connection.execute(
+                postgresql_insert(MemoryQueue)
+                .values(**entry)
+                .on_conflict_do_update(index_elements=["tenant_id", "exception_id"], set_={"queued_at": now})
             )
 
 
@@ -131,6 +143,11 @@ class _SqliteProjection:
             [*keys, *PLAYBOOK_COLUMNS],
             on_conflict=f"(tenant_id, exception_id) DO UPDATE SET {updates}",
         )
+        self.queue = SqliteStatement.insert(
+            _table(MemoryQueue),
+            [*keys, "queued_at", "attempts"],
+            on_conflict="(tenant_id, exception_id) DO UPDATE SET queued_at = excluded.queued_at",
+        )
 
     def project(
         self,
@@ -139,6 +156,7 @@ class _SqliteProjection:
         row: dict[str, Any],
         finished: bool,
         playbook: dict[str, Any] | None,
+        queue: bool = False,
     ) -> Callable[[sqlite3.Connection], None]:
         keys = {"tenant_id": tenant_id, "exception_id": exception_id}
 
@@ -151,6 +169,9 @@ class _SqliteProjection:
                 raise LookupError(f"no case {tenant_id}/{exception_id}")
             if playbook is not None:
                 connection.execute(self.playbook.sql, self.playbook.params({**keys, **playbook}))
+            if queue:
+                entry = {**keys, "queued_at": row["updated_at"], "attempts": 0}
+                connection.execute(self.queue.sql, self.queue.params(entry))
 
         return work
 

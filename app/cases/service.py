@@ -213,9 +213,16 @@ class CaseService:
     async def record_result(self, tenant_id: str, exception_id: str, outcome: CaseOutcome) -> dict[str, Any]:
         """Write what the graph decided for a case into the system of record (see projection), then
         compact it (``_compact``)."""
-        await project(self.db, tenant_id, exception_id, outcome.result, outcome.values)
+        await project(
+            self.db, tenant_id, exception_id, outcome.result, outcome.values, remember=self.remembers
+        )
         await self._compact(tenant_id, exception_id, outcome)
         return outcome.result
+
+    @property
+    def remembers(self) -> bool:
+        """Whether finished cases are queued for similar-case memory (``app/memory``)."""
+        return self.runtime.memory is not None
 
     async def _compact(self, tenant_id: str, exception_id: str, outcome: CaseOutcome) -> None:
         """Once a finished case is recorded (and any claim on it settled), the tables are its record:
@@ -223,6 +230,8 @@ class CaseService:
         tables, and a job taken again finds the case finished."""
         if outcome.finished:
             await self.runner.compact(tenant_id, exception_id, "delete")
+            if self.runtime.memory is not None:  # remembered by the indexer, off this job's path
+                self.runtime.memory.nudge()
 
     async def _mark_blocked(self, tenant_id: str, exception_id: str, reason: str) -> None:
         async with self.db.session() as session:
@@ -433,7 +442,8 @@ class CaseService:
         two leaves the claim live over a projected run: its job (taken again, or re-driven once the
         lease lapses) finds the graph past the answer's interrupt and settles it as applied; the
         checkpoints go only after that, so that job can still see the graph."""
-        await project(self.db, claim.tenant_id, claim.exception_id, outcome.result, outcome.values)
+        await project(self.db, claim.tenant_id, claim.exception_id, outcome.result, outcome.values,
+                      remember=self.remembers)  # fmt: skip
         async with self.db.session() as session:
             await claims.settle(session, claim, applied=applied, outcome=result, payload=payload)
         await self._compact(claim.tenant_id, claim.exception_id, outcome)
@@ -445,12 +455,15 @@ class CaseService:
 
     # -- the sweep -----------------------------------------------------------------------------
     async def sweep(self, now: datetime | None = None) -> list[str]:
-        """The periodic job: expire overdue approvals, re-drive lapsed claims, prune old jobs."""
+        """The periodic job: expire overdue approvals, re-drive lapsed claims, prune old jobs, remember
+        finished cases still queued for memory (those a crash left behind)."""
         expired = await self.sweep_deadlines(now)
         if expired:
             log.info("expiring approvals: %s", ", ".join(expired))
         await self.redrive_lapsed_claims(now)
         await self.jobs.housekeeping()
+        if self.runtime.memory is not None:
+            await self.runtime.memory.remember_pending()
         return expired
 
     async def sweep_deadlines(self, now: datetime | None = None) -> list[str]:

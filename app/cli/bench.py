@@ -30,7 +30,8 @@ def _progress(line: str) -> None:
 
 async def _measure(
     root: Path, *, cases: int, requests: int, rounds: int, concurrency: int, workers: int,
-    database_url: str | None = None, scale_cases: int = 200,
+    database_url: str | None = None, scale_cases: int = 200, memory_cases: int = 100_000,
+    memory_queries: int = 50,
 ) -> dict[str, Any]:  # fmt: skip
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -45,7 +46,13 @@ async def _measure(
         if database_url
         else {}
     )
-    return summary(pipeline, ingest, seconds=time.perf_counter() - started, load_before=load_before) | scale
+    memory: dict[str, Any] = {}
+    if memory_cases:
+        from app.bench.memory import measure_memory  # chromadb and the model load only here
+
+        memory = await measure_memory(root, cases=memory_cases, queries=memory_queries, progress=_progress)
+    figures = summary(pipeline, ingest, seconds=time.perf_counter() - started, load_before=load_before)
+    return figures | scale | memory
 
 
 def bench(
@@ -75,6 +82,18 @@ def bench(
         ),
     ] = None,
     scale_cases: Annotated[int, typer.Option("--scale-cases", min=1, help="Cases per scale round.")] = 200,
+    memory_cases: Annotated[
+        int,
+        typer.Option(
+            "--memory-cases",
+            min=0,
+            help="Remembered cases in the memory bench's tenant (0: skip "
+            "memory_search_ratio; 100,000 adds about six minutes on 2 cores)",
+        ),
+    ] = 100_000,
+    memory_queries: Annotated[
+        int, typer.Option("--memory-queries", min=1, help="Memory search queries.")
+    ] = 50,
 ) -> None:
     """Measure the pipeline and ingestion against bare LangGraph and FastAPI (ratios ours / bare)."""
     with tempfile.TemporaryDirectory(prefix="exops-bench-") as folder:
@@ -82,7 +101,7 @@ def bench(
             result = asyncio.run(
                 _measure(Path(folder), cases=pipeline_cases, requests=ingest_requests, rounds=rounds,
                          concurrency=concurrency, workers=workers, database_url=database_url,
-                         scale_cases=scale_cases)
+                         scale_cases=scale_cases, memory_cases=memory_cases, memory_queries=memory_queries)
             )  # fmt: skip
         except BenchError as exc:
             errors.print(f"bench failed: {exc}", style="red", markup=False)
@@ -92,5 +111,10 @@ def bench(
         scale = result["scale"]
         console.print(f"scale_ratio {result['scale_ratio']} (cases/s with 2 worker processes / 1: "
                       f"{scale['two_workers_eps_by_round']} / {scale['one_worker_eps_by_round']})")  # fmt: skip
+    if "memory_search_ratio" in result:
+        memory = result["memory"]
+        console.print(f"memory_search_ratio {result['memory_search_ratio']} (hybrid {memory['ours_p50_ms']} ms / raw "
+                      f"chroma {memory['raw_p50_ms']} ms at {memory['cases']} cases), memory_p95_ms "
+                      f"{result['memory_p95_ms']}, triage added {result['memory_triage_added_ms']} ms")  # fmt: skip
     if as_json:
         print(json.dumps(result, sort_keys=False))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -369,4 +370,33 @@ class InstanceSecret(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+
+
+class MemoryQueue(Base):
+    """Finished cases still to be remembered (similar-case memory, ``app/memory``). The projection
+    writes the row in the transaction that records the case as finished, and the indexer deletes it
+    once the case's vector is stored: a process killed in between leaves the row, and the next
+    indexer pass (or sweep) remembers the case."""
+
+    __tablename__ = "memory_queue"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exception_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    queued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class EmbeddingCache(Base):
+    """Embeddings already computed, per tenant, model and text (SHA-256), so re-indexing, rebuilds and
+    re-runs do not embed the same text twice. Kept per tenant like everything else of a tenant's."""
+
+    __tablename__ = "embedding_cache"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    """float32, little-endian."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utc_now)

@@ -49,7 +49,8 @@ class CaseView:
     pending: dict[str, Any] | None
     approval: dict[str, Any] | None
     tools: list[ToolExecution]
-    memory_enabled: bool
+    similar: dict[str, Any]
+    """The Similar cases panel (``similar_panel``)."""
     poll_value: str
     polling: bool
 
@@ -172,12 +173,24 @@ def approval_box(pending: dict[str, Any] | None) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def _memory_enabled(page: Page) -> bool:
-    """Whether runs of this tenant get a similar-case memory (none is wired in yet, so this says so)."""
+async def similar_panel(page: Page, case: ExceptionCase) -> dict[str, Any]:
+    """The Similar cases panel: the tenant's past cases like this one (never embedding anything here:
+    the case's text was embedded by triage and is read from the cache), or why there are none."""
+    memory = page.services.runtime.memory
+    if memory is None:
+        return {"state": "off", "items": [], "note": "Similar-case memory is off on this server."}
+    from app.memory.service import MemoryUnavailable
+    from app.memory.store import ModelChanged
+    from app.memory.views import query_of
+
     try:
-        return page.services.runtime.context(page.tenant_id).memory is not None
-    except (ConfigurationError, LookupError):
-        return False
+        found = await memory.search(page.tenant_id, query_of(case), k=5, exclude={case.exception_id},
+                                    cached_only=True)  # fmt: skip
+    except (MemoryUnavailable, ModelChanged) as exc:
+        return {"state": "unavailable", "items": [], "note": f"Similar cases unavailable: {exc}."}
+    except (ConfigurationError, LookupError) as exc:
+        return {"state": "unavailable", "items": [], "note": f"Similar cases unavailable: {exc}."}
+    return {"state": "on", "items": found, "note": "" if found else "No similar past case."}
 
 
 def _facts(case: ExceptionCase) -> dict[str, Any]:
@@ -216,7 +229,7 @@ async def case_view(page: Page, exception_id: str) -> CaseView:
         events=[event_entry(row) for row in rows], events_total=total, playbook=playbook_view(record),
         policy=record.selection if playbook_row else {}, pending=pending, approval=approval_box(pending),
         tools=tool_rows,
-        memory_enabled=_memory_enabled(page), poll_value=poll_value(case, total), polling=case.processing != "done",
+        similar=await similar_panel(page, case), poll_value=poll_value(case, total), polling=case.processing != "done",
     )  # fmt: skip
 
 

@@ -74,8 +74,6 @@ async def feedback(state: CaseState, *, runtime: Runtime[RunContext]) -> dict[st
         "packVersions": ctx.pack_versions,
         "finishedAt": ctx.now_iso(),
     }
-    if ctx.memory is not None and exception.get("exceptionType"):
-        await ctx.memory.remember(ctx.tenant.tenantId, exception, outcome)
     facts: list[Evidence] = [
         evidence("policy", f"{label}: {status} ({outcome['stepsSucceeded']} step(s) done)")
     ]
