@@ -56,6 +56,7 @@ def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
         "confidence": values.get("confidence"),
         "assignedGroup": exception.get("assignedGroup"),
         "summary": triage.get("summary"),
+        "recurrenceOf": triage.get("recurrences") or [],
         "stages": [
             {k: d[k] for k in ("stage", "decision", "confidence", "nextStep", "evidence")}
             for d in values.get("decisions", [])

@@ -91,6 +91,6 @@ async def test_a_new_case_sees_past_outcomes_and_the_override_lowers_confidence(
     panel = page.split('id="similar-h"', 1)[1].split("</section>", 1)[0]
     assert all(f'/exceptions/PAY-{n}"' in panel for n in (1, 2, 3, 4))
     assert "overridden by a person" in panel and "cash-break-small-writeoff" in panel
-    triage_record = new["result"].get("triage") or {}
-    if triage_record:  # the result carries the similar cases as records too
-        assert {c["exceptionId"] for c in triage_record["similarCases"]} == set(shown)
+    assert "PAY-4" in new["result"]["recurrenceOf"]  # and counted: the others ran before memory held any
+    metrics = (await api.client.get(f"/metrics/{T}", headers=api.as_("viewer"))).json()
+    assert metrics["recurrences"] == 1

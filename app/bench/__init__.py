@@ -65,7 +65,9 @@ def bench_settings(data_dir: Path, *, workers: int) -> Settings:
     the benchmark at a real database, an LLM, live tools or mail: SQLite in ``data_dir``, the sample
     packs, dry-run tools, recorded notifications. Checkpoint durability is the one value read from the
     environment (``EXOPS_CHECKPOINT_DURABILITY``), as the server reads it; both sides of the pipeline
-    pair use it. The rate limit still runs on every request but is set too high to refuse any."""
+    pair use it. The rate limit still runs on every request but is set too high to refuse any.
+    Similar-case memory is off: the pipeline and ingestion pairs measure the graph and the API against
+    their frameworks, and what memory adds to triage is measured on its own (``app/bench/memory.py``)."""
     return Settings(
         data_dir=data_dir,
         database_url=f"sqlite:///{data_dir / 'exops.db'}",
@@ -78,4 +80,5 @@ def bench_settings(data_dir: Path, *, workers: int) -> Settings:
         worker_concurrency=workers,
         deadline_sweep_seconds=24 * 3600,
         rate_limit_per_minute=1_000_000_000,
+        memory_enabled=False,
     )

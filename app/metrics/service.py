@@ -64,6 +64,10 @@ async def tenant_metrics(session: AsyncSession, tenant_id: str, *, dialect: str)
             select(func.count()).where(Approval.tenant_id == tenant_id, Approval.status.in_(WAITING))
         )
     ).scalar_one()
+    recurring = ExceptionCase.result[("recurrenceOf", 0)].as_string()  # its first id, if it has one
+    recurrences = (
+        await session.execute(select(func.count()).where(mine, recurring.is_not(None)))
+    ).scalar_one()
     finished = sum(by_status.get(status, 0) for status in FINISHED)
     return {
         "exceptionCount": sum(by_status.values()),
@@ -74,6 +78,7 @@ async def tenant_metrics(session: AsyncSession, tenant_id: str, *, dialect: str)
         "nonActionableCount": by_actionability.get("NON_ACTIONABLE_INFO_ONLY", 0),
         "pendingApprovals": int(pending),
         "escalations": by_status.get("ESCALATED", 0),
+        "recurrences": int(recurrences),
         "closedWithoutAction": by_status.get("CLOSED_WITHOUT_ACTION", 0),
         "byStatus": by_status,
         "bySeverity": await _grouped(session, tenant_id, ExceptionCase.severity),

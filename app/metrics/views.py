@@ -36,6 +36,10 @@ class Metrics(BaseModel):
         description="Approvals not yet decided (PENDING, or being decided right now)"
     )
     escalations: int = Field(description="Cases whose status is ESCALATED")
+    recurrences: int = Field(
+        description="Cases whose triage found the same entity (an identifier the domain pack names, such as "
+        "an account or instruction id) in a case finished within the tenant's memory.recurrenceWindowHours"
+    )
     closedWithoutAction: int = Field(
         description="Cases whose status is CLOSED_WITHOUT_ACTION: people skipped the steps left and "
         "nothing was done"
