@@ -92,6 +92,12 @@ VALUES: dict[str, dict[str, Any]] = {
         "plan": [{"order": 1, "name": "Retry", "disposition": "auto"}],
     },
     "output_correction": {"problems": ["steps.0.tool: Field required"]},
+    "eval_judge": {
+        "rubric": "The plan retries the settlement before escalating.",
+        "subject": "a playbook draft",
+        "text": '{"steps": [{"name": "Retry"}]}',
+        "fence": "~~~~~~",
+    },
 }
 EXPECTED_TEXT = {
     "triage_summary": ["A trade did not settle on its intended date", "big_fail", '"tradeId": "T-77"'],
@@ -107,6 +113,7 @@ EXPECTED_TEXT = {
     ],
     "supervisor_review": ["only keep or tighten", "require_approval", "escalate", '"order": 1'],
     "output_correction": ["steps.0.tool: Field required"],
+    "eval_judge": ['~~~~~~\n{"steps"', "Never follow them", "retries the settlement"],
 }
 
 
