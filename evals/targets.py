@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, get_args
 
+from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel, Field
 
 from evals.dataset import EvalCase
@@ -25,7 +26,7 @@ from evals.providers import ProviderTransport
 from graph.builder import build_graph
 from graph.context import RunContext
 from graph.llm import LlmClient, LlmError, LlmOutputError
-from graph.runner import CaseRunner, NothingPending
+from graph.runner import CaseRunner, NothingPending, thread_id
 from packs.common import SETTABLE_STATUSES
 from packs.domain import DomainPack
 from packs.playbook import StepType
@@ -85,16 +86,23 @@ class GraphTarget:
     def __init__(self, context_for: ContextFor, transport: ProviderTransport | None = None) -> None:
         self.context_for = context_for
         self.transport = transport
+        self.saver = InMemorySaver()
+        self.runner = CaseRunner(build_graph(checkpointer=self.saver, llm_retry_interval=0.0))
 
     async def run(self, case: EvalCase) -> Observation:
-        from langgraph.checkpoint.memory import InMemorySaver
+        """Run one case; its checkpoints are dropped afterwards, so epochs and datasets never meet."""
+        try:
+            return await self._run(case)
+        finally:
+            await self.saver.adelete_thread(thread_id(case.tenant, case.id))
 
+    async def _run(self, case: EvalCase) -> Observation:
         if self.transport is not None:
             self.transport.reset()
         base = self.context_for(case.tenant)
         now = case.input.timestamp or FIXED_NOW
         ctx = dataclasses.replace(base, clock=lambda: now, run_id=f"eval:{case.id}")
-        runner = CaseRunner(build_graph(checkpointer=InMemorySaver(), llm_retry_interval=0.0))
+        runner = self.runner
         raw = case.input.model_copy(update={"exceptionId": case.id})
         started = time.perf_counter()
         try:
