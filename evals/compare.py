@@ -36,6 +36,55 @@ class Thresholds(BaseModel):
     maxErrors: int | None = None
 
 
+BASELINES_DIR = Path(__file__).parent / "baselines"
+
+
+class Baseline(BaseModel):
+    """What a dataset scored when its baseline was last accepted: per case key, whether it passed."""
+
+    dataset: str
+    runId: str
+    passRate: float | None
+    outcomes: dict[str, bool]
+
+
+def baselines_from(run: RunResult) -> list[Baseline]:
+    outcomes = case_outcomes(run)
+    found = []
+    for dataset in run.datasets:
+        mine = {k: v for k, v in outcomes.items() if k.startswith(f"{dataset}/")}
+        rate = sum(mine.values()) / len(mine) if mine else None
+        found.append(Baseline(dataset=dataset, runId=run.runId, passRate=rate, outcomes=mine))
+    return found
+
+
+def write_baselines(run: RunResult, folder: Path = BASELINES_DIR) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for baseline in baselines_from(run):
+        path = folder / f"{baseline.dataset}.json"
+        path.write_text(baseline.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def read_baselines(datasets: list[str], folder: Path = BASELINES_DIR) -> dict[str, bool] | None:
+    """The committed outcomes of these datasets merged, or None when none has a baseline."""
+    merged: dict[str, bool] = {}
+    found = False
+    for name in datasets:
+        path = folder / f"{name}.json"
+        if path.exists():
+            found = True
+            merged.update(Baseline.model_validate_json(path.read_text(encoding="utf-8")).outcomes)
+    return merged if found else None
+
+
+def regressions(before: Mapping[str, bool], run: RunResult) -> list[str]:
+    now = case_outcomes(run)
+    return sorted(k for k in before.keys() & now.keys() if before[k] and not now[k])
+
+
 def load_run(path: Path) -> RunResult:
     """A run from its folder (``results.json`` inside) or the JSON file itself."""
     file = path / "results.json" if path.is_dir() else path
@@ -117,12 +166,15 @@ def threshold_failures(run: RunResult, thresholds: Thresholds) -> list[str]:
     return failures
 
 
-def gate(run: RunResult, thresholds: Thresholds, baseline: RunResult | None) -> tuple[int, list[str]]:
-    """The exit code and the reasons for it."""
+def gate(
+    run: RunResult, thresholds: Thresholds, baseline: RunResult | Mapping[str, bool] | None
+) -> tuple[int, list[str]]:
+    """The exit code and the reasons for it; ``baseline`` is a run or committed outcomes."""
     reasons = threshold_failures(run, thresholds)
     code = EXIT_THRESHOLD if reasons else EXIT_OK
     if baseline is not None:
-        regressed = compare(baseline, run).regressed
+        before = case_outcomes(baseline) if isinstance(baseline, RunResult) else baseline
+        regressed = regressions(before, run)
         if regressed:
             reasons.extend(f"regressed: {key}" for key in regressed)
             code = EXIT_REGRESSION

@@ -27,6 +27,7 @@ from graph.inputs import ApprovalAnswer, ManualStepAnswer, RawException
 from packs.common import Actionability, ResolutionStatus, Severity, TenantId
 from packs.domain import DomainPack
 from packs.playbook import StepType
+from packs.suite_runner import AUTHOR_TENANT_ID
 from packs.testsuite import TestCase
 
 DATASETS_DIR = Path(__file__).parent / "datasets"
@@ -202,15 +203,16 @@ def raw_from_suite(case: TestCase) -> RawException:
     )
 
 
-def from_suites(domain: DomainPack, default_tenant: str) -> Dataset | None:
-    """A pack's own test suites read as a dataset (cases without a tenant run under ``default_tenant``);
-    None when the pack has none."""
+def from_suites(domain: DomainPack) -> Dataset | None:
+    """A pack's own test suites read as a dataset; cases without a tenant run under the author's view
+    (``packs.suite_runner.author_tenant``: every approved playbook, every tool), as ``exops packs test``
+    runs them. None when the pack has none."""
     cases = [
         EvalCase(
             id=f"{suite.suiteId}.{case.caseId}",
             description=case.description,
             tags=["pack-suite", suite.suiteId],
-            tenant=case.tenantId or default_tenant,
+            tenant=case.tenantId or AUTHOR_TENANT_ID,
             input=raw_from_suite(case),
             expected=Expected.model_validate(case.expected.checked()),
         )

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import httpx
 
 ProviderMode = Literal["replay", "live", "record"]
+CASSETTES_DIR = Path(__file__).parent / "cassettes"
 DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 """Headers that described the body as sent; the body handed on is already decoded."""
 

@@ -24,7 +24,7 @@ from evals.targets import Observation
 class Target(Protocol):
     name: str
 
-    async def run(self, case: EvalCase) -> Observation: ...
+    async def run(self, case: EvalCase, domain: str) -> Observation: ...
 
 
 class Check(BaseModel):
@@ -201,7 +201,7 @@ async def run_eval(
     run_id: str,
     provider: str,
     epochs: int = 1,
-    allowed_tools: Callable[[str], Sequence[str]],
+    allowed_tools: Callable[[str, str], Sequence[str]],
     draft_schema: DraftSchemaFor,
     judge: Judge | None = None,
     price_per_million: tuple[float, float] = (0.0, 0.0),
@@ -217,9 +217,9 @@ async def run_eval(
                 for case in dataset.cases:
                     if not whole and not _prompt_scores(target.name, case):
                         continue
-                    obs = await target.run(case)
+                    obs = await target.run(case, dataset.domain)
                     checks = score(
-                        case, obs, allowed_tools=allowed_tools(case.tenant),
+                        case, obs, allowed_tools=allowed_tools(case.tenant, dataset.domain),
                         draft_schema=draft_schema(target.name), decisions_scored=whole,
                     )  # fmt: skip
                     rubric = case.expected.draft.judgeRubric if case.expected.draft else None

@@ -34,7 +34,8 @@ from packs.tenant import TenantPolicyPack
 from prompts.outputs import PlaybookDraft, TypeClassification, classification_model
 from prompts.registry import PromptTemplate, render_template
 
-ContextFor = Callable[[str], RunContext]
+ContextFor = Callable[[str, str], RunContext]
+"""``(tenant id, domain name) -> context``; the domain names the author's view for pack-suite cases."""
 FIXED_NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 MAX_ANSWERS = 20
 """Answers given to one case at most (a plan of many manual steps); more means a loop, an error."""
@@ -89,17 +90,17 @@ class GraphTarget:
         self.saver = InMemorySaver()
         self.runner = CaseRunner(build_graph(checkpointer=self.saver, llm_retry_interval=0.0))
 
-    async def run(self, case: EvalCase) -> Observation:
+    async def run(self, case: EvalCase, domain: str) -> Observation:
         """Run one case; its checkpoints are dropped afterwards, so epochs and datasets never meet."""
         try:
-            return await self._run(case)
+            return await self._run(case, domain)
         finally:
             await self.saver.adelete_thread(thread_id(case.tenant, case.id))
 
-    async def _run(self, case: EvalCase) -> Observation:
+    async def _run(self, case: EvalCase, domain: str) -> Observation:
         if self.transport is not None:
             self.transport.reset()
-        base = self.context_for(case.tenant)
+        base = self.context_for(case.tenant, domain)
         now = case.input.timestamp or FIXED_NOW
         ctx = dataclasses.replace(base, clock=lambda: now, run_id=f"eval:{case.id}")
         runner = self.runner
@@ -206,10 +207,10 @@ class PromptTarget:
         self.transport = transport
         self.name = f"prompt:{template.id}@{template.version}"
 
-    async def run(self, case: EvalCase) -> Observation:
+    async def run(self, case: EvalCase, domain: str) -> Observation:
         if self.transport is not None:
             self.transport.reset()
-        ctx = self.context_for(case.tenant)
+        ctx = self.context_for(case.tenant, domain)
         values, output = prompt_values(self.template, case, ctx)
         rendered = render_template(self.template, **values)
         started = time.perf_counter()

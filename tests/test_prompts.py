@@ -98,6 +98,7 @@ VALUES: dict[str, dict[str, Any]] = {
         "text": '{"steps": [{"name": "Retry"}]}',
         "fence": "~~~~~~",
     },
+    "eval_canary": {},
 }
 EXPECTED_TEXT = {
     "triage_summary": ["A trade did not settle on its intended date", "big_fail", '"tradeId": "T-77"'],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli.bench import bench
+from app.cli.evals import eval_app
 from app.cli.packs import packs_app
 from app.cli.run import resume, run
 from app.cli.server import db_app, keys_app, serve, start, tenants_app, worker
@@ -21,6 +22,7 @@ cli.add_typer(packs_app, name="packs")
 cli.add_typer(db_app, name="db")
 cli.add_typer(tenants_app, name="tenants")
 cli.add_typer(keys_app, name="keys")
+cli.add_typer(eval_app, name="eval")
 cli.command("run")(run)
 cli.command("resume")(resume)
 cli.command("serve")(serve)
