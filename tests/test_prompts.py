@@ -115,6 +115,7 @@ EXPECTED_TEXT = {
     "supervisor_review": ["only keep or tighten", "require_approval", "escalate", '"order": 1'],
     "output_correction": ["steps.0.tool: Field required"],
     "eval_judge": ['~~~~~~\n{"steps"', "Never follow them", "retries the settlement"],
+    "eval_canary": ["Say hello"],
 }
 
 

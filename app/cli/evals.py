@@ -259,3 +259,118 @@ def canary_command(
     result = asyncio.run(canary(chosen.client))
     console.print(f"response_format {result.verdict}: {result.detail}", markup=False)
     raise typer.Exit(0 if result.verdict == "honoured" else 1)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--since {value!r}: use an ISO date or time, e.g. 2026-11-01") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _with_store(work: Any) -> Any:
+    """Run ``work(db, runtime, store)`` against the database and its active pack versions."""
+    from app.db.session import Database
+    from app.packstore import PackStore
+    from app.runtime import Runtime
+    from app.settings import get_settings
+
+    settings = get_settings()
+    db = Database(settings.db_url)
+    try:
+        store = PackStore()
+        async with db.session() as session:
+            await store.load(session)
+        return await work(db, Runtime(settings, store), store)
+    finally:
+        await db.close()
+
+
+@dataset_app.command("from-cases")
+def from_cases(
+    tenant: Annotated[str, typer.Option(help="Tenant id, exactly as stored.")],
+    since: Annotated[str | None, typer.Option(help="Only cases received since (ISO date or time).")] = None,
+    last: Annotated[int | None, typer.Option(min=1, help="Only the newest N finished cases.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the dataset here (default: stdout).")] = None,
+) -> None:
+    """Export a tenant's finished cases, with what people decided, as an eval dataset (YAML)."""
+    import yaml
+
+    from app.evals.stored import decided_cases, decided_dataset
+    from app.runtime import ConfigurationError
+
+    moment = _since(since)
+
+    async def work(db: Any, runtime: Any, store: Any) -> Any:
+        domain = store.domain_of(runtime.tenant(tenant)).domainName
+        async with db.session() as session:
+            cases = await decided_cases(session, tenant, since=moment, last=last)
+        return decided_dataset(tenant, domain, cases) if cases else None
+
+    try:
+        dataset = asyncio.run(_with_store(work))
+    except (ConfigurationError, LookupError) as exc:
+        raise _fail(f"--tenant {tenant}: {exc}") from None
+    if dataset is None:
+        raise _fail(f"--tenant {tenant}: no finished cases{' since ' + since if since else ''}")
+    text = yaml.safe_dump(
+        dataset.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
+    )
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(
+            "# yaml-language-server: $schema=" + "evals/schemas/dataset.schema.json\n" + text,
+            encoding="utf-8",
+        )
+        console.print(f"{len(dataset.cases)} cases written to {out}", markup=False)
+
+
+@eval_app.command("whatif")
+def whatif(
+    tenant: Annotated[str, typer.Option(help="Tenant id, exactly as stored.")],
+    candidate: Annotated[Path, typer.Option(help="A domain pack or tenant policy file (YAML or JSON).")],
+    last: Annotated[int, typer.Option(min=1, max=500, help="Replay the newest N finished cases.")] = 50,
+    since: Annotated[str | None, typer.Option(help="Only cases received since (ISO date or time).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Replay a tenant's real cases through a candidate pack version (no side effects); list changed
+    decisions. Exit 0 whether or not decisions change; 3 when the candidate or tenant is invalid."""
+    from app.evals.whatif import run_what_if
+    from app.runtime import ConfigurationError
+    from packs.documents import read_document
+    from packs.problems import PackError
+
+    moment = _since(since)
+    try:
+        data = read_document(candidate)
+    except PackError as exc:
+        raise _fail("; ".join(str(p) for p in exc.problems)) from None
+
+    async def work(db: Any, runtime: Any, store: Any) -> Any:
+        return await run_what_if(
+            db, runtime, store, tenant, data, source=str(candidate), last=last, since=moment
+        )
+
+    try:
+        report = asyncio.run(_with_store(work))
+    except PackError as exc:
+        raise _fail("; ".join(str(p) for p in exc.problems)) from None
+    except (ConfigurationError, LookupError) as exc:
+        raise _fail(f"--tenant {tenant}: {exc}") from None
+    if as_json:
+        print(report.model_dump_json())
+        return
+    console.print(
+        f"{report.candidate}: {report.changedCases} of {report.cases} cases would decide differently",
+        markup=False,
+    )
+    for change in report.changes:
+        console.print(
+            f"  {change.caseId}: {change.field} {change.actual} -> {change.candidate}", markup=False
+        )
+    for case_id, error in report.errors.items():
+        errors.print(f"  {case_id}: not replayed: {error}", markup=False)
