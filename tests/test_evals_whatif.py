@@ -102,3 +102,25 @@ async def test_whatif_over_the_admin_api(api: Api) -> None:
     assert other.status_code in (401, 403)
     missing = await api.client.post("/admin/globex-markets/policy/versions/0.0.404/whatif", headers=headers)
     assert missing.status_code == 404
+
+
+async def test_whatif_on_the_packs_page_next_to_activate(api: Api) -> None:
+    from tests.test_ui_packs_tools import sign_in, words
+
+    csrf = await sign_in(api, "admin")
+    t = "/ui/t/globex-markets/packs"
+    stored = await api.client.post(
+        f"{t}/policy/upload", data={"csrf_token": csrf, "document": yaml.safe_dump(TWO_CHANGES, sort_keys=False)}
+    )
+    assert stored.status_code == 303
+    page = await api.client.get(f"{t}/policy/9.9.9")
+    assert f'action="{t}/policy/9.9.9/activate"' in page.text and f'action="{t}/policy/9.9.9/whatif"' in page.text
+    before = await counts(api)
+    shown = await api.client.post(f"{t}/policy/9.9.9/whatif", data={"csrf_token": csrf, "last": "20"})
+    assert shown.status_code == 200, shown.text
+    said = words(shown)
+    assert "2 of" in said and "would decide differently under tenant globex-markets@9.9.9" in said
+    assert "GLX-1005 severity LOW MEDIUM" in said and "GLX-1007 severity LOW MEDIUM" in said
+    assert await counts(api) == before
+    refused = await api.client.post(f"{t}/policy/9.9.9/whatif", data={"last": "20"})
+    assert refused.status_code in (400, 403)
