@@ -110,11 +110,15 @@ async def test_whatif_on_the_packs_page_next_to_activate(api: Api) -> None:
     csrf = await sign_in(api, "admin")
     t = "/ui/t/globex-markets/packs"
     stored = await api.client.post(
-        f"{t}/policy/upload", data={"csrf_token": csrf, "document": yaml.safe_dump(TWO_CHANGES, sort_keys=False)}
+        f"{t}/policy/upload",
+        data={"csrf_token": csrf, "document": yaml.safe_dump(TWO_CHANGES, sort_keys=False)},
     )
     assert stored.status_code == 303
     page = await api.client.get(f"{t}/policy/9.9.9")
-    assert f'action="{t}/policy/9.9.9/activate"' in page.text and f'action="{t}/policy/9.9.9/whatif"' in page.text
+    assert (
+        f'action="{t}/policy/9.9.9/activate"' in page.text
+        and f'action="{t}/policy/9.9.9/whatif"' in page.text
+    )
     before = await counts(api)
     shown = await api.client.post(f"{t}/policy/9.9.9/whatif", data={"csrf_token": csrf, "last": "20"})
     assert shown.status_code == 200, shown.text
