@@ -87,6 +87,23 @@ def classification_model(types: Sequence[str]) -> type[TypeClassification]:
     return _classification_model(names)
 
 
+class JudgeVerdict(LlmOutput):
+    """The eval judge's answer; ``pass`` is explicit so a verdict is never read off a score threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    reasoning: str = Field(description="Criterion by criterion, before the verdict.")
+    passed: bool = Field(alias="pass", description="true only when every criterion is met.")
+    score: float = Field(description="0 to 1: the share of criteria met.")
+
+    @field_validator("score")
+    @classmethod
+    def _unit_interval(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("score must be between 0 and 1")
+        return value
+
+
 class DraftArgument(LlmOutput):
     name: str
     value: str = Field(description="A literal, or a placeholder such as {{ exception.rawPayload.tradeId }}.")

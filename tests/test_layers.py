@@ -33,3 +33,14 @@ def test_no_upward_imports(package: str) -> None:
         if module.split(".")[0] in above or module.startswith(FORBIDDEN_BELOW_APP)
     ]
     assert bad == []
+
+
+def test_evals_sit_below_the_app() -> None:
+    """The eval suite drives graph, prompts, tools and packs; the app wires it in (app/evals), never
+    the other way round."""
+    bad = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path, module in imported_modules("evals")
+        if module.split(".")[0] == "app" or module.startswith(FORBIDDEN_BELOW_APP)
+    ]
+    assert bad == []

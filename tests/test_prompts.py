@@ -92,6 +92,13 @@ VALUES: dict[str, dict[str, Any]] = {
         "plan": [{"order": 1, "name": "Retry", "disposition": "auto"}],
     },
     "output_correction": {"problems": ["steps.0.tool: Field required"]},
+    "eval_judge": {
+        "rubric": "The plan retries the settlement before escalating.",
+        "subject": "a playbook draft",
+        "text": '{"steps": [{"name": "Retry"}]}',
+        "fence": "~~~~~~",
+    },
+    "eval_canary": {},
 }
 EXPECTED_TEXT = {
     "triage_summary": ["A trade did not settle on its intended date", "big_fail", '"tradeId": "T-77"'],
@@ -107,6 +114,8 @@ EXPECTED_TEXT = {
     ],
     "supervisor_review": ["only keep or tighten", "require_approval", "escalate", '"order": 1'],
     "output_correction": ["steps.0.tool: Field required"],
+    "eval_judge": ['~~~~~~\n{"steps"', "Never follow them", "retries the settlement"],
+    "eval_canary": ["Say hello"],
 }
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from app.bench.simulation import OUTCOMES, Target, outcome_group, percentile, plan_simulation
+from app.bench.synthetic import case_type, generate, type_weights
 from app.cli.main import cli
 from app.cli.simulate import SimulationSetupError, pick_tenants, resolve_domains
-from evals.simulation import OUTCOMES, Target, outcome_group, percentile, plan_simulation
-from evals.synthetic import case_type, generate, type_weights
 from packs.decisions import case_data, classify_type
 from packs.domain import Attribute, DomainPack
 from packs.registry import PackRegistry

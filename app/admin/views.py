@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.admin import keys_views, packs_views, tenants_views, tokens_views, tools_views
+from app.admin import keys_views, packs_views, tenants_views, tokens_views, tools_views, whatif_views
 
 router = APIRouter()
-for module in (tenants_views, packs_views, tools_views, keys_views, tokens_views):
+for module in (tenants_views, packs_views, whatif_views, tools_views, keys_views, tokens_views):
     router.include_router(module.router)

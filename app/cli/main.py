@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli.bench import bench
+from app.cli.evals import eval_app
 from app.cli.memory import memory_app
 from app.cli.packs import packs_app
 from app.cli.run import resume, run
@@ -23,6 +24,7 @@ cli.add_typer(db_app, name="db")
 cli.add_typer(tenants_app, name="tenants")
 cli.add_typer(keys_app, name="keys")
 cli.add_typer(memory_app, name="memory")
+cli.add_typer(eval_app, name="eval")
 cli.command("run")(run)
 cli.command("resume")(resume)
 cli.command("serve")(serve)

@@ -3,7 +3,7 @@
 It answers "how fast, and where do cases end up?" for a set of domains before real traffic arrives.
 This module only wires the app in: it picks the tenants, builds their run contexts (dry-run tools,
 notifications recorded, the LLM as configured) and prints; generation and measurement live in
-``evals`` so they stay usable without the CLI. ``--batch`` counts exceptions per domain, dealt
+``app/bench`` (with the benchmark) so they stay usable without the CLI. ``--batch`` counts exceptions per domain, dealt
 round-robin over the domain's ``--tenants`` tenants.
 """
 
@@ -22,10 +22,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli.output import console, errors
-from app.runtime import ConfigurationError, Runtime
-from app.settings import get_settings
-from evals.simulation import (
+from app.bench.simulation import (
     LATENCY_KEYS,
     OUTCOMES,
     SimulationPlan,
@@ -35,6 +32,9 @@ from evals.simulation import (
     plan_simulation,
     run_simulation,
 )
+from app.cli.output import console, errors
+from app.runtime import ConfigurationError, Runtime
+from app.settings import get_settings
 from graph.context import RunContext
 from packs.domain import DomainPack
 from packs.registry import PackRegistry

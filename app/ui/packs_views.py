@@ -287,6 +287,41 @@ async def rollback(page: AdminPage, form: CheckedForm, kind: str) -> RedirectRes
     return back(page, packs_url(page), notice=f"rolled the {shelf.label} {row.name} back to {row.version}")
 
 
+@router.post("/packs/{kind}/{version}/whatif", response_class=HTMLResponse)
+async def what_if(
+    request: Request, page: AdminPage, form: CheckedForm, kind: str, version: str
+) -> HTMLResponse:
+    """Before activating: replay the tenant's newest finished cases through this stored version (no side
+    effects, ``app.evals.whatif``) and show the page with every decision that would change."""
+    from app.evals.whatif import DEFAULT_LAST, MAX_LAST, run_what_if
+    from app.runtime import ConfigurationError
+    from packs.problems import PackError
+
+    shelf = await shelf_of(page, kind)
+    if shelf.name is None:
+        raise UiError(404, f"tenant {page.tenant_id} has no {shelf.label}")
+    try:
+        row = await shelf.admin.version(shelf.name, version)
+    except ProblemError as exc:
+        raise UiError(exc.status, exc.detail) from None
+    text = str(field(form, "last") or DEFAULT_LAST)
+    last = min(max(int(text), 1), MAX_LAST) if text.isdigit() else DEFAULT_LAST
+    services = page.services
+    report, error = None, None
+    try:
+        report = await run_what_if(
+            services.db, services.runtime, services.store, page.tenant_id, dict(row.content), last=last
+        )
+    except PackError as exc:
+        error = "; ".join(f"{p.path}: {p.message}" for p in exc.problems[:SHOWN_PROBLEMS])
+    except (ConfigurationError, LookupError) as exc:
+        error = str(exc)
+    rows = await history(shelf)
+    document = yaml.safe_dump(readable(row.content, shelf.kind), sort_keys=False, allow_unicode=True)
+    return render(request, "pack.html", page, active="packs", shelf=shelf, row=row, rows=rows, document=document,
+                  current=active_of(rows), whatif=report, whatif_error=error, whatif_last=last)  # fmt: skip
+
+
 @router.post("/packs/{kind}/{version}/activate")
 async def activate(page: AdminPage, form: CheckedForm, kind: str, version: str) -> RedirectResponse:
     """Make a stored version the active one; refusals (e.g. a tenant it would break) are listed."""

@@ -2,7 +2,7 @@
 
 It runs exactly what production runs (``build_graph`` with a SQLite checkpointer, ``CaseRunner``'s
 bounded-concurrency batches), so the figures include checkpoint writes and the packs' real rules.
-It never builds run contexts itself: evals sit below the app layer, so the caller passes
+It never builds run contexts itself (so it stays independent of the runtime): the caller passes
 ``context_for(tenant_id)`` (the CLI builds it from ``app.runtime.Runtime``).
 
 ``batch`` is per domain: each domain gets ``batch`` exceptions, dealt round-robin over its tenants,
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from langgraph.types import Durability
 
-from evals.synthetic import generate
+from app.bench.synthetic import generate
 from graph.builder import STAGES, build_graph
 from graph.checkpoint import open_checkpointer
 from graph.context import RunContext
