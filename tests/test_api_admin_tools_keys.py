@@ -35,6 +35,8 @@ ROUTES: list[tuple[str, str, str, Any, int]] = [
     ("POST", "/admin/{t}/policy/versions/9.9.9/activate", "admin", None, 404),
     ("POST", "/admin/{t}/policy/rollback", "admin", None, 409),
     ("GET", "/admin/{t}/policy/diff?from=1.4.0&to=9.9.9", "admin", None, 404),
+    ("POST", "/admin/{t}/policy/whatif", "admin", {}, 422),
+    ("POST", "/admin/{t}/policy/versions/9.9.9/whatif", "admin", None, 404),
     ("GET", "/admin/{t}/tools", "viewer", None, 200),
     ("POST", "/admin/{t}/tools/teleport/disable", "admin", None, 404),
     ("POST", "/admin/{t}/tools/teleport/enable", "admin", None, 404),
