@@ -64,7 +64,7 @@ def exops(data_dir: Path, kill_at: str = "", **env: str) -> Iterator[tuple[subpr
     """A running ``exops serve`` (killed at ``kill_at``, if given); its process and base URL."""
     port = free_port()
     environment = {
-        **os.environ, "EXOPS_DATA_DIR": str(data_dir), "EXOPS_PACKS_DIR": str(SAMPLES),
+        **os.environ, "EXOPS_DATA_DIR": str(data_dir), "EXOPS_PACKS_DIR": str(SAMPLES), "EXOPS_MEMORY_ENABLED": "false",
         "EXOPS_JOB_LEASE_SECONDS": "2", "EXOPS_WORKER_CONCURRENCY": "4", "EXOPS_RATE_LIMIT_PER_MINUTE": "100000",
         "EXOPS_TEST_KILL_AT": kill_at, "PYTHONPATH": str(ROOT), **env,
     }  # fmt: skip

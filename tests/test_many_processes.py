@@ -65,7 +65,7 @@ class Cluster:
         port = free_port()
         env = {
             **os.environ, "EXOPS_DATABASE_URL": self.url, "EXOPS_DATA_DIR": str(self.data_dir),
-            "EXOPS_PACKS_DIR": str(self.packs), "EXOPS_JOB_LEASE_SECONDS": "2", "EXOPS_DEADLINE_SWEEP_SECONDS": "1",
+            "EXOPS_PACKS_DIR": str(self.packs), "EXOPS_MEMORY_ENABLED": "false", "EXOPS_JOB_LEASE_SECONDS": "2", "EXOPS_DEADLINE_SWEEP_SECONDS": "1",
             "EXOPS_WORKER_CONCURRENCY": "4", "EXOPS_RATE_LIMIT_PER_MINUTE": "1000000", "EXOPS_JOB_POLL_SECONDS": "0.5",
             "EXOPS_TEST_KILL_AT": kill_at, "EXOPS_TEST_KILL_AFTER": str(kill_after), "PYTHONPATH": str(ROOT),
             **self.env,

@@ -67,7 +67,7 @@ async def _one_round(
     settings = bench_settings(data_dir, workers=concurrency).model_copy(update={"database_url": url})
     # the workers' settings pinned like the bench's own (no LLM, dry-run tools, recorded notifications)
     env = {name: value for name, value in os.environ.items() if not name.startswith("EXOPS_")}
-    env |= {"EXOPS_DATABASE_URL": url, "EXOPS_DATA_DIR": str(data_dir), "EXOPS_PACKS_DIR": str(settings.packs_dir),
+    env |= {"EXOPS_DATABASE_URL": url, "EXOPS_DATA_DIR": str(data_dir), "EXOPS_PACKS_DIR": str(settings.packs_dir), "EXOPS_MEMORY_ENABLED": "false",
             "EXOPS_WORKER_CONCURRENCY": str(concurrency), "EXOPS_JOB_POLL_SECONDS": "0.5",
             "EXOPS_DEADLINE_SWEEP_SECONDS": "3600", "EXOPS_TOOL_MODE": "dry-run", "EXOPS_NOTIFICATIONS": "record",
             "EXOPS_CHECKPOINT_DURABILITY": settings.checkpoint_durability}  # fmt: skip
