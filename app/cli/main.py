@@ -6,6 +6,7 @@ import typer
 
 from app.cli.bench import bench
 from app.cli.evals import eval_app
+from app.cli.llm import llm_app
 from app.cli.packs import packs_app
 from app.cli.run import resume, run
 from app.cli.server import db_app, keys_app, serve, start, tenants_app, worker
@@ -23,6 +24,7 @@ cli.add_typer(db_app, name="db")
 cli.add_typer(tenants_app, name="tenants")
 cli.add_typer(keys_app, name="keys")
 cli.add_typer(eval_app, name="eval")
+cli.add_typer(llm_app, name="llm")
 cli.command("run")(run)
 cli.command("resume")(resume)
 cli.command("serve")(serve)
