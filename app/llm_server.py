@@ -173,13 +173,23 @@ def free_port(host: str) -> int:
 
 
 def server_command(
-    binary: Path, model: Path, *, host: str, port: int, context: int, threads: int | None
+    binary: Path,
+    model: Path,
+    *,
+    host: str,
+    port: int,
+    context: int,
+    threads: int | None,
+    max_tokens: int = 384,
 ) -> list[str]:
     """The ``llama-server`` invocation: one model under a fixed alias, one slot (a 135M model on
-    shared cores gains nothing from parallel slots), and no web UI."""
+    shared cores gains nothing from parallel slots), no web UI, and a cap on generated tokens: a
+    small model can loop inside a JSON string for thousands of tokens, and the grammar cannot stop
+    it. A capped reply ends with ``finish_reason: length``, which the client reports as such (the
+    cap is server-side, so requests, and the cassettes keyed by them, stay what production sends)."""
     command = [
         str(binary), "--model", str(model), "--alias", MODEL_ALIAS, "--host", host, "--port", str(port),
-        "--ctx-size", str(context), "--parallel", "1", "--no-webui",
+        "--ctx-size", str(context), "--parallel", "1", "--no-webui", "--n-predict", str(max_tokens),
     ]  # fmt: skip
     if threads is not None:
         command += ["--threads", str(threads)]

@@ -65,7 +65,15 @@ def test_bad_model_file_and_server_are_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--port", "70000"], ["--port", "-1"], ["--context", "64"], ["--threads", "0"], ["--jobs", "0"]]
+    "args",
+    [
+        ["--port", "70000"],
+        ["--port", "-1"],
+        ["--context", "64"],
+        ["--threads", "0"],
+        ["--jobs", "0"],
+        ["--max-tokens", "1"],
+    ],
 )
 def test_out_of_range_options_are_usage_errors(args: list[str]) -> None:
     result = runner.invoke(cli, ["llm", "serve", *args])
@@ -94,7 +102,13 @@ def test_a_cached_build_is_reused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 def test_server_command_serves_one_model_under_its_alias(tmp_path: Path) -> None:
     command = llm_server.server_command(
-        tmp_path / "llama-server", tmp_path / "m.gguf", host="127.0.0.1", port=8099, context=4096, threads=2
+        tmp_path / "llama-server",
+        tmp_path / "m.gguf",
+        host="127.0.0.1",
+        port=8099,
+        context=4096,
+        threads=2,
+        max_tokens=100,
     )
     assert command[0] == str(tmp_path / "llama-server")
 
@@ -103,4 +117,4 @@ def test_server_command_serves_one_model_under_its_alias(tmp_path: Path) -> None
 
     assert value("--model") == str(tmp_path / "m.gguf") and value("--alias") == llm_server.MODEL_ALIAS
     assert value("--host") == "127.0.0.1" and value("--port") == "8099" and value("--threads") == "2"
-    assert "--no-webui" in command
+    assert value("--n-predict") == "100" and "--no-webui" in command

@@ -7,6 +7,7 @@ compiler, a failed build) say what to install or run and exit 1; nothing is buil
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -67,6 +68,9 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to bind; keep it loopback.")] = "127.0.0.1",
     context: Annotated[int, typer.Option(min=512, help="Context size in tokens.")] = 4096,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: llama.cpp's).")] = None,
+    max_tokens: Annotated[
+        int, typer.Option(min=16, help="Cap on tokens generated per reply (server-side).")
+    ] = 384,
     server: Annotated[
         Path | None, typer.Option(help="Use this llama-server binary instead of the cached build.")
     ] = None,
@@ -122,7 +126,9 @@ def serve_command(
 
     chosen = port or free_port(host)
     url = f"http://{host}:{chosen}"
-    command = server_command(binary, model, host=host, port=chosen, context=context, threads=threads)
+    command = server_command(
+        binary, model, host=host, port=chosen, context=context, threads=threads, max_tokens=max_tokens
+    )
     root.mkdir(parents=True, exist_ok=True)
     log = root / "llama-server.log"
     with log.open("wb") as out:  # a file, not a pipe: nobody would drain a pipe while serving
@@ -141,7 +147,13 @@ def serve_command(
     console.print(f"EXOPS_LLM_BASE_URL={url}/v1", markup=False)
     console.print(f"EXOPS_OUTBOUND_ALLOWED_NETWORKS='[\"{network}/32\"]'", markup=False)
     console.print(f"EXOPS_LLM_MODEL={MODEL_ALIAS}", markup=False)
-    console.print("Ctrl-C stops it.", markup=False)
+    console.print("Ctrl-C (or SIGTERM) stops it.", markup=False)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM too, and SIGINT even when started in the background
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     try:
         code = process.wait()
     except KeyboardInterrupt:
