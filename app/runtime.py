@@ -48,6 +48,12 @@ class SecretRefError(ConfigurationError):
         self.missing = missing
 
 
+def tenant_secret(settings: Settings, tenant_id: str, ref: str) -> str:
+    """A secret a tenant's own pack names (``apiKeyRef`` of its LLM or embeddings endpoint): resolved
+    in that tenant's namespace only, never the platform's. Raises ``SecretMissing``."""
+    return settings.secrets.scope(tenant_id, platform=False)(ref)
+
+
 def llm_config_for(settings: Settings, tenant: TenantPolicyPack) -> LlmConfig | None:
     """The tenant's LLM settings over the global ones; None when no LLM is configured (a normal mode).
 

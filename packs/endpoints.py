@@ -27,8 +27,8 @@ def _urls(pack: DomainPack | TenantPolicyPack) -> Iterator[tuple[list[str | int]
         return
     if pack.llm is not None and pack.llm.baseUrl:
         yield ["llm", "baseUrl"], pack.llm.baseUrl
-    if pack.embeddings.baseUrl:
-        yield ["embeddings", "baseUrl"], pack.embeddings.baseUrl
+    if pack.embeddings.provider == "openai":
+        yield ["embeddings", "baseUrl"], pack.embeddings.endpoint
 
 
 def endpoint_problems(

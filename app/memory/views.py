@@ -44,13 +44,13 @@ async def similar_cases(
 ) -> SimilarCases:
     """The tenant's past cases most like this one: vector and keyword search fused by rank, each with
     why it matched (scores, ranks, the words and fields in common). Same tenant only, always."""
+    async with services.db.session() as session:
+        case = await session.get(ExceptionCase, (tenantId, exceptionId))
+    if case is None:  # first: an id nobody has is answered alike, memory on or off
+        raise ProblemError(404, f"no exception {exceptionId}")
     memory = services.runtime.memory
     if memory is None:
         raise ProblemError(409, "similar-case memory is off on this server (EXOPS_MEMORY_ENABLED)")
-    async with services.db.session() as session:
-        case = await session.get(ExceptionCase, (tenantId, exceptionId))
-    if case is None:
-        raise ProblemError(404, f"no exception {exceptionId}")
     filters: MemoryFilters = {}
     if type is not None:
         filters["exceptionType"] = type
