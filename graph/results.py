@@ -6,18 +6,46 @@ here put them back together, so a result has the same fields whether its state i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from langgraph.types import StateSnapshot
+from langgraph.types import GraphOutput, Interrupt
 
 from graph.approvals import approval_view
 from graph.state import ApprovalRequest
 from packs.common import FINISHED_STATUSES
 
 
-def pending_request(snapshot: StateSnapshot) -> dict[str, Any] | None:
+class Reading(Protocol):
+    """What the readers here need of a case's graph: its state and the interrupts it waits on. A
+    ``StateSnapshot`` (read from the checkpointer) is one; so is ``RunReading``, what a run itself
+    handed back, which saves reading the checkpoint again after every run."""
+
+    @property
+    def values(self) -> Any: ...
+
+    @property
+    def interrupts(self) -> Sequence[Interrupt]: ...
+
+
+@dataclass(frozen=True)
+class RunReading:
+    """The state and interrupts a run ended with, from its own output (``ainvoke(..., version="v2")``
+    streaming every state channel): the same values and interrupts its last checkpoint holds."""
+
+    values: dict[str, Any]
+    interrupts: tuple[Interrupt, ...]
+
+
+def run_reading(output: GraphOutput[Any]) -> RunReading | None:
+    """``output`` as a reading; None when the run emitted no state (nothing ran: read the checkpoint)."""
+    if not isinstance(output.value, dict) or not output.value:
+        return None
+    return RunReading(dict(output.value), tuple(output.interrupts))
+
+
+def pending_request(snapshot: Reading) -> dict[str, Any] | None:
     """The approval or manual step the case is waiting on, if any, as people are shown it."""
     for interrupt in snapshot.interrupts:
         value = interrupt.value
@@ -35,7 +63,7 @@ def is_finished(values: Mapping[str, Any]) -> bool:
     return values.get("status") in FINISHED_STATUSES and values.get("outcome") is not None
 
 
-def case_result(snapshot: StateSnapshot) -> dict[str, Any]:
+def case_result(snapshot: Reading) -> dict[str, Any]:
     """One result of a run: the decisions that matter, by the names of the data contract."""
     values: dict[str, Any] = dict(snapshot.values)
     exception = values.get("exception") or {}
@@ -90,5 +118,5 @@ class CaseOutcome:
         return is_finished(self.values) and self.result.get("pending") is None
 
 
-def case_outcome(snapshot: StateSnapshot) -> CaseOutcome:
+def case_outcome(snapshot: Reading) -> CaseOutcome:
     return CaseOutcome(case_result(snapshot), dict(snapshot.values))

@@ -27,7 +27,7 @@ from graph.context import RunContext
 from graph.events import CaseKey, event_keys
 from graph.inputs import ApprovalAnswer, ManualStepAnswer, RawException, Recalculate, with_exception_id
 from graph.records import decision_update, evidence
-from graph.results import CaseOutcome, case_outcome, pending_request
+from graph.results import CaseOutcome, case_outcome, pending_request, run_reading
 
 Graph = CompiledStateGraph[Any, RunContext, Any, Any]
 
@@ -76,25 +76,28 @@ class CaseRunner:
         """Run a new exception through the graph; its result."""
         return (await self.run(ctx, raw)).result
 
-    async def run(self, ctx: RunContext, raw: RawException) -> CaseOutcome:
-        """Run a new exception through the graph; its result and final state."""
+    async def run(self, ctx: RunContext, raw: RawException, *, fresh: bool = False) -> CaseOutcome:
+        """Run a new exception through the graph; its result and final state. ``fresh``: the caller
+        knows the case never ran (the server's case row says so), which saves a checkpoint read."""
         raw = with_exception_id(raw)
         assert raw.exceptionId is not None
         config = config_for(ctx.tenant.tenantId, raw.exceptionId, ctx.run_id)
-        existing = await self.graph.aget_state(config)
-        if existing.values:
-            if cut_off(existing):  # a crash stopped the run: carry it on
-                await self.invoke(None, config, ctx)
-                return await self._settled(ctx.tenant.tenantId, raw.exceptionId)
-            return case_outcome(existing)  # the same exception again: report it, never process it twice
+        if not fresh:
+            existing = await self.graph.aget_state(config)
+            if existing.values:
+                if cut_off(existing):  # a crash stopped the run: carry it on
+                    ran = await self.invoke(None, config, ctx)
+                    return await self._settled(ctx.tenant.tenantId, raw.exceptionId, ran)
+                return case_outcome(existing)  # the same exception again: report it, never process it twice
         state = {"tenantId": ctx.tenant.tenantId, "raw": raw.model_dump(mode="json", exclude_none=True)}
-        await self.invoke(state, config, ctx)
-        return await self._settled(ctx.tenant.tenantId, raw.exceptionId)
+        ran = await self.invoke(state, config, ctx)
+        return await self._settled(ctx.tenant.tenantId, raw.exceptionId, ran)
 
-    async def _settled(self, tenant_id: str, exception_id: str) -> CaseOutcome:
-        """The outcome of a run or resume just ended, the case compacted if it finished and the runner
-        keeps the record (``compaction``)."""
-        outcome = await self.outcome(tenant_id, exception_id)
+    async def _settled(self, tenant_id: str, exception_id: str, ran: CaseOutcome | None) -> CaseOutcome:
+        """The outcome of a run or resume just ended (``ran``, what the run handed back, else read from
+        its checkpoint), the case compacted if it finished and the runner keeps the record
+        (``compaction``)."""
+        outcome = ran or await self.outcome(tenant_id, exception_id)
         if outcome.finished and self.compaction is not None:
             await self.compact(tenant_id, exception_id, self.compaction)
         return outcome
@@ -155,8 +158,8 @@ class CaseRunner:
                 f"invalid {expect} answer", [dict(e) for e in exc.errors(include_url=False)]
             ) from None
         config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
-        await self.invoke(Command(resume=answer), config, ctx)
-        return await self._settled(ctx.tenant.tenantId, exception_id)
+        ran = await self.invoke(Command(resume=answer), config, ctx)
+        return await self._settled(ctx.tenant.tenantId, exception_id, ran)
 
     async def recalculate(self, ctx: RunContext, exception_id: str, who: str) -> CaseOutcome:
         """Have the case match playbooks again under ``ctx``'s packs (``graph.recalculation``): a
@@ -166,17 +169,26 @@ class CaseRunner:
             raise NothingPending(f"case {exception_id} is not waiting for its approval")
         command = Recalculate(command="recalculate", actor=who).model_dump()
         config = config_for(ctx.tenant.tenantId, exception_id, ctx.run_id)
-        await self.invoke(Command(resume=command), config, ctx)
-        return await self._settled(ctx.tenant.tenantId, exception_id)
+        ran = await self.invoke(Command(resume=command), config, ctx)
+        return await self._settled(ctx.tenant.tenantId, exception_id, ran)
 
-    async def invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> None:
-        """Run (or resume) the graph; an error that escapes every node still escalates the case."""
+    async def invoke(self, payload: Any, config: RunnableConfig, ctx: RunContext) -> CaseOutcome | None:
+        """Run (or resume) the graph; an error that escapes every node still escalates the case. The
+        outcome the run ended with, from its own output (every state channel, and its interrupts: what
+        its last checkpoint holds), or None when that is not known (nothing ran, or the case was
+        escalated after a failure): then read the checkpoint."""
         try:
-            await self.graph.ainvoke(payload, config, context=ctx, durability=self.durability)
+            output = await self.graph.ainvoke(
+                payload, config, context=ctx, durability=self.durability,
+                output_keys=self.graph.stream_channels_asis, version="v2",
+            )  # fmt: skip
         except ValidationError:
             raise
         except Exception as exc:  # a failure outside any node's error handler: still escalate the case
             await self._escalate_after_crash(config, ctx, exc)
+            return None
+        reading = run_reading(output)
+        return case_outcome(reading) if reading is not None else None
 
     async def _escalate_after_crash(self, config: RunnableConfig, ctx: RunContext, exc: Exception) -> None:
         """Record the failure as the escalate stage would (its events through the sink, keyed by that

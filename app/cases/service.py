@@ -173,19 +173,7 @@ class CaseService:
         """Run a new case through the graph (or carry on a run that was cut off) and record it. A case
         already processed (its job taken again after a crash) only reports what the tables hold: a
         finished case's checkpoints may be gone."""
-        async with self.db.session() as session:
-            found = (
-                await session.execute(
-                    update(ExceptionCase)
-                    .where(
-                        ExceptionCase.tenant_id == tenant_id,
-                        ExceptionCase.exception_id == exception_id,
-                        ExceptionCase.processing.in_(("accepted", "running")),
-                    )
-                    .values(processing="running")
-                    .returning(ExceptionCase.raw, ExceptionCase.run_id)
-                )
-            ).one_or_none()
+        found, fresh = await self._mark_running(tenant_id, exception_id)
         if found is None:
             return await self._processed_already(tenant_id, exception_id)
         raw = RawException.model_validate(found.raw)
@@ -194,8 +182,33 @@ class CaseService:
         except ConfigurationError as exc:  # the tenant's packs went away: say so on the case, try later
             await self._mark_blocked(tenant_id, exception_id, str(exc))
             raise RetryLater(BLOCKED_RETRY_SECONDS, str(exc)) from None
-        outcome = await self.runner.run(ctx, raw)
+        outcome = await self.runner.run(ctx, raw, fresh=fresh)
         return await self.record_result(tenant_id, exception_id, outcome)
+
+    async def _mark_running(self, tenant_id: str, exception_id: str) -> tuple[Any, bool]:
+        """Mark the case running; its raw exception and run id (None when it is not to be run), and
+        whether it is fresh. A case still ``accepted`` never reached the graph (it is marked running,
+        committed, before its first checkpoint), so its run needs no look for an earlier one; one
+        already ``running`` was cut off by a death and is carried on. Two conditional UPDATEs, the
+        second only on that rare path: SQLite's RETURNING gives the new values, not the old."""
+        case = ExceptionCase
+        for before, fresh in (("accepted", True), ("running", False)):
+            async with self.db.session() as session:
+                found = (
+                    await session.execute(
+                        update(case)
+                        .where(
+                            case.tenant_id == tenant_id,
+                            case.exception_id == exception_id,
+                            case.processing == before,
+                        )
+                        .values(processing="running")
+                        .returning(case.raw, case.run_id)
+                    )
+                ).one_or_none()
+            if found is not None:
+                return found, fresh
+        return None, False
 
     async def _processed_already(self, tenant_id: str, exception_id: str) -> dict[str, Any]:
         """What the tables say of a case whose job was taken again after it was processed; a finished
