@@ -18,14 +18,15 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langgraph.types import StateSnapshot
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import FieldProblem, ProblemError
 from app.cases.projection import project
+from app.db.inplace import SqliteQuery
 from app.db.models import Approval, ExceptionCase, PlaybookState, Run
 from app.db.session import Database
 from app.db.types import utc_now
@@ -50,6 +51,20 @@ WAYS_ON = (
 BLOCKED_RETRY_SECONDS = 60.0
 """How soon a case whose tenant has no usable packs is tried again."""
 SWEEPER = "deadline-sweeper"
+
+CASES = cast(Table, ExceptionCase.__table__)
+MARK_RUNNING = SqliteQuery(
+    update(CASES)
+    .where(
+        CASES.c.tenant_id == bindparam("tenant"),
+        CASES.c.exception_id == bindparam("exception"),
+        CASES.c.processing == bindparam("before"),
+    )
+    .values(processing="running", updated_at=bindparam("now", type_=CASES.c.updated_at.type))
+    .returning(CASES.c.raw, CASES.c.run_id),
+    returns=[CASES.c.raw, CASES.c.run_id],
+)
+"""Marking a case running, the first write of its ``process`` job (see ``_mark_running``)."""
 
 Recalculator = Callable[["CaseService", Claim], Awaitable[None]]
 
@@ -176,36 +191,26 @@ class CaseService:
         found, fresh = await self._mark_running(tenant_id, exception_id)
         if found is None:
             return await self._processed_already(tenant_id, exception_id)
-        raw = RawException.model_validate(found.raw)
+        raw = RawException.model_validate(found["raw"])
         try:
-            ctx = self.runtime.context(tenant_id, run_id=found.run_id or "api")
+            ctx = self.runtime.context(tenant_id, run_id=found["run_id"] or "api")
         except ConfigurationError as exc:  # the tenant's packs went away: say so on the case, try later
             await self._mark_blocked(tenant_id, exception_id, str(exc))
             raise RetryLater(BLOCKED_RETRY_SECONDS, str(exc)) from None
         outcome = await self.runner.run(ctx, raw, fresh=fresh)
         return await self.record_result(tenant_id, exception_id, outcome)
 
-    async def _mark_running(self, tenant_id: str, exception_id: str) -> tuple[Any, bool]:
+    async def _mark_running(self, tenant_id: str, exception_id: str) -> tuple[dict[str, Any] | None, bool]:
         """Mark the case running; its raw exception and run id (None when it is not to be run), and
         whether it is fresh. A case still ``accepted`` never reached the graph (it is marked running,
         committed, before its first checkpoint), so its run needs no look for an earlier one; one
         already ``running`` was cut off by a death and is carried on. Two conditional UPDATEs, the
         second only on that rare path: SQLite's RETURNING gives the new values, not the old."""
-        case = ExceptionCase
         for before, fresh in (("accepted", True), ("running", False)):
-            async with self.db.session() as session:
-                found = (
-                    await session.execute(
-                        update(case)
-                        .where(
-                            case.tenant_id == tenant_id,
-                            case.exception_id == exception_id,
-                            case.processing == before,
-                        )
-                        .values(processing="running")
-                        .returning(case.raw, case.run_id)
-                    )
-                ).one_or_none()
+            found = await self.db.write_returning(
+                MARK_RUNNING,
+                {"tenant": tenant_id, "exception": exception_id, "before": before, "now": utc_now()},
+            )
             if found is not None:
                 return found, fresh
         return None, False

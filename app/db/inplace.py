@@ -20,10 +20,12 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 T = TypeVar("T")
 DIALECT = SQLiteDialect_pysqlite()
@@ -61,6 +63,37 @@ class SqliteStatement:
         sets = ", ".join(f"{name} = ?" for name in names)
         where = " AND ".join(f"{key} = ?" for key in keys)
         return cls(f"UPDATE {table.name} SET {sets} WHERE {where}", table, [*names, *keys])
+
+
+class SqliteQuery:
+    """A Core statement compiled once for SQLite: its SQL with ``?`` marks, its parameters converted by
+    their own types (the statement's literal values included), and, for a statement ``RETURNING`` a
+    table's columns, its rows converted back as the ORM would read them."""
+
+    def __init__(self, statement: Executable, returns: Sequence[Any] = ()) -> None:
+        self.statement = statement
+        compiled = cast(ClauseElement, statement).compile(dialect=DIALECT)
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        self._compiled = compiled
+        self.names = list(compiled.positiontup or ())
+        self.convert = {
+            name: compiled.binds[name].type.dialect_impl(DIALECT).bind_processor(DIALECT) or _same
+            for name in self.names
+        }
+        self.columns = [column.name for column in returns]
+        self.read = [
+            column.type.dialect_impl(DIALECT).result_processor(DIALECT, None) or _same for column in returns
+        ]
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        bound = self._compiled.construct_params(dict(values))
+        assert bound is not None
+        return tuple(self.convert[name](bound[name]) for name in self.names)
+
+    def row(self, values: Sequence[Any]) -> dict[str, Any]:
+        """A returned row by column name, each value as its column's type reads it."""
+        return {name: read(value) for name, read, value in zip(self.columns, self.read, values, strict=True)}
 
 
 class SqliteWriter:

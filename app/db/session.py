@@ -5,6 +5,7 @@ The app uses the async drivers (aiosqlite, psycopg 3); migrations use the sync o
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.db.inplace import SqliteWriter
+from app.db.inplace import SqliteQuery, SqliteWriter
 
 
 def async_url(url: str) -> str:
@@ -66,6 +67,21 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.inplace = SqliteWriter(str(make_url(url).database)) if is_sqlite(url) else None
         """SQLite only: short write transactions on the hot path of a case (``app.db.inplace``)."""
+
+    async def write_returning(self, query: SqliteQuery, params: dict[str, Any]) -> dict[str, Any] | None:
+        """One statement that writes and returns at most one row, in a transaction of its own: on
+        SQLite through the in-place writer (no thread hops, no ORM), elsewhere on the engine."""
+        if self.inplace is not None:
+            inplace = self.inplace
+
+            def work(connection: sqlite3.Connection) -> dict[str, Any] | None:
+                found = connection.execute(query.sql, query.params(params)).fetchone()
+                return query.row(found) if found is not None else None
+
+            return await inplace.run(work)
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(query.statement, params)).one_or_none()
+        return dict(row._mapping) if row is not None else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
