@@ -110,11 +110,11 @@ UPLOAD = responses(409, 415)
 CHECK = responses(415)
 
 
-def domain_packs(services: ServicesDep) -> PackAdmin:
+async def domain_packs(services: ServicesDep) -> PackAdmin:
     return PackAdmin(services.db, services.store, "domain", services.runtime.outbound.allowed_networks)
 
 
-def policies(services: ServicesDep) -> PackAdmin:
+async def policies(services: ServicesDep) -> PackAdmin:
     return PackAdmin(services.db, services.store, "tenant", services.runtime.outbound.allowed_networks)
 
 

@@ -148,7 +148,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
 @raises(403)
-def require_platform_admin(principal: PrincipalDep) -> Principal:
+async def require_platform_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_platform_admin:
         raise ProblemError(403, "platform admin only")
     return principal

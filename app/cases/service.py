@@ -25,6 +25,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import FieldProblem, ProblemError
+from app.cases import accepting
 from app.cases.projection import project
 from app.db.inplace import SqliteQuery
 from app.db.models import Approval, ExceptionCase, PlaybookState, Run
@@ -132,6 +133,11 @@ class CaseService:
             })  # fmt: skip
         run = {"run_id": run_id, "tenant_id": tenant_id, "kind": "ingest", "exception_count": len(ids),
                "idempotency_key": idempotency_key, "exception_ids": ids, "created_by": actor, "created_at": now}  # fmt: skip
+        if self.db.inplace is not None and self.jobs.queues_accepted_cases:  # SQLite: app/cases/accepting.py
+            accepted = await self.db.inplace.run(accepting.SQLITE.store(list(rows.values()), run))
+            if accepted.new:
+                self.jobs.wake()
+            return accepted.ids, bool(accepted.new)
         async with self.db.session() as session:
             connection = await session.connection()
             if idempotency_key is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.db.inplace import SqliteQuery, SqliteWriter
+from app.db.inplace import WAL_KEEP_BYTES, SqliteQuery, SqliteWriter
 
 
 def async_url(url: str) -> str:
@@ -47,6 +47,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
     cursor.close()
 
 
