@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,18 +25,46 @@ async def open_checkpointer(
         yield InMemorySaver()
         return
     if kind == "postgres":
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
         if url is None:
             raise ValueError("a PostgreSQL checkpointer needs a connection URL")
-        async with AsyncPostgresSaver.from_conn_string(url) as postgres:
-            await postgres.setup()
+        async with _postgres_saver(url) as postgres:
             yield postgres
         return
     if path is None:
         raise ValueError("a SQLite checkpointer needs a file path")
     path.parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        await saver.setup()
+        yield saver
+
+
+POSTGRES_CONNECTIONS = 10
+"""Connections of one process's PostgreSQL checkpointer, and so how many of its reads and writes run
+at once (a worker runs several cases at a time, each writing a checkpoint per step)."""
+
+
+@asynccontextmanager
+async def _postgres_saver(url: str) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """LangGraph's ``AsyncPostgresSaver`` on a pool of connections, its operations running at once.
+
+    ``AsyncPostgresSaver.from_conn_string`` gives the saver one connection, and the saver puts every
+    operation behind one ``asyncio.Lock`` (needed there: one connection, one statement at a time), so
+    a worker's concurrent cases wait for each other's checkpoint writes one round trip at a time. It
+    keeps that lock when given a pool, where each operation has a connection of its own (upstream:
+    langchain-ai/langgraph#7259, fix proposed in #7269); until that lands, the lock is replaced by a
+    semaphore the size of the pool, the workaround given in that issue. The pool's connections are
+    set up as ``from_conn_string`` sets up its own (autocommit, no prepared statements, rows as dicts).
+    """
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    async with AsyncConnectionPool(
+        url, min_size=1, max_size=POSTGRES_CONNECTIONS, kwargs=kwargs, open=False
+    ) as pool:
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]  # psycopg's pool generics
+        saver.lock = asyncio.Semaphore(POSTGRES_CONNECTIONS)  # type: ignore[assignment]
         await saver.setup()
         yield saver
 
