@@ -338,3 +338,29 @@ def test_resume_from_a_fresh_process(tmp_path: Path) -> None:
         "ok",
     )
     assert done["resolutionStatus"] == "RESOLVED"
+
+
+async def test_a_runs_own_outcome_is_what_its_checkpoint_holds(runner: CaseRunner) -> None:
+    """The runner reports a run's outcome from the run's output instead of reading the checkpoint
+    again: at every stop (an approval, a manual step, the end) the two must be the same."""
+    ctx = context()
+
+    async def same(outcome: Any, exception_id: str) -> None:
+        stored = await runner.outcome("mini-bank", exception_id)
+        assert outcome.result == stored.result
+        assert outcome.values == stored.values
+
+    started = await runner.run(ctx, raw("E-SAME", "SETTLEMENT_FAIL", tradeId="T-9", amount=60_000_000))
+    assert started.result["pending"]["kind"] == "approval"
+    await same(started, "E-SAME")
+    approved = await runner.answer(
+        ctx, "E-SAME", {"decision": "approve", "actor": "alice"}, expect="approval"
+    )
+    assert approved.result["pending"]["kind"] == "manual_step"
+    await same(approved, "E-SAME")
+    done = await runner.answer(ctx, "E-SAME", {"action": "complete", "actor": "bob"}, expect="manual_step")
+    assert done.finished
+    await same(done, "E-SAME")
+    fresh = await runner.run(ctx, raw("E-FRESH", "SETTLEMENT_FAIL", tradeId="T-8", amount=10), fresh=True)
+    assert fresh.finished
+    await same(fresh, "E-FRESH")

@@ -55,7 +55,8 @@ class Cluster:
         self.data_dir = data_dir
         self.packs = packs
         self.env = env
-        self.newest_worker = 0
+        self.workers_seen: set[int] = set()
+        self.workers_awaited = 0
         self.conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     @contextmanager
@@ -95,12 +96,14 @@ class Cluster:
             return list(connection.execute(sql, args).fetchall())
 
     async def registered(self, process: subprocess.Popen[bytes]) -> None:
-        """Wait until a worker started after every earlier one has registered (``process``)."""
+        """Wait until as many workers have registered as have been waited for, this one (``process``)
+        included. Counted by the ids seen, not by the newest id: two workers started together may
+        register before the first look, and a newest id would then count them once."""
+        self.workers_awaited += 1
         deadline = time.monotonic() + 120
         while True:
-            newest = self.rows("SELECT COALESCE(MAX(id), 0) FROM procrastinate_workers")[0][0]
-            if newest > self.newest_worker:
-                self.newest_worker = newest
+            self.workers_seen |= {row[0] for row in self.rows("SELECT id FROM procrastinate_workers")}
+            if len(self.workers_seen) >= self.workers_awaited:
                 return
             assert process.poll() is None and time.monotonic() < deadline, "a worker did not start"
             await asyncio.sleep(0.2)
