@@ -3,9 +3,9 @@
 ``scale_ratio`` is cases per second with two ``exops worker`` processes over cases per second with
 one, on PostgreSQL (procrastinate jobs, the Postgres checkpointer). Each round gets a fresh database
 on the given server (created and dropped here, so the command is safe next to a real installation;
-the URL's user needs CREATEDB), starts the workers and waits until they are registered, then stores
-``cases`` exceptions with their jobs in one transaction and times from that commit until no job is
-left. Rounds alternate one worker, two workers, so machine noise hits both sides alike. On a
+the URL's user needs CREATEDB), starts the workers and waits until they are registered, has them
+process an untimed warm-up of ``WARMUP_PER_PROCESS`` cases per process, then stores ``cases``
+exceptions with their jobs in one transaction and times from that commit until no job is left. Rounds alternate one worker, two workers, so machine noise hits both sides alike. On a
 2-core machine the database server shares the cores with the workers: the ratio says how much of the
 second core a second worker process wins, not more.
 """
@@ -34,6 +34,8 @@ from app.db.session import Database
 from graph.inputs import RawException
 
 START_TIMEOUT = 120.0
+WARMUP_PER_PROCESS = 16
+"""Untimed cases per worker process before a round is timed (the sample mix twice over, and more)."""
 RUN_TIMEOUT = 1800.0
 
 
@@ -86,6 +88,11 @@ async def _one_round(
         ]
         try:
             await _registered(services.db, processes, workers)
+            # untimed warm-up, as the pipeline pair has: each process's first cases pay for lazy
+            # imports, compiled conditions and templates, first connections; two processes pay twice
+            warm = [RawException.model_validate(item) for item in sample_exceptions(WARMUP_PER_PROCESS * processes, f"W{tag}")]  # fmt: skip
+            await services.cases.ingest(TENANT, warm, idempotency_key=None, actor="bench")
+            await _drained(services.db, workers)
             raws = [RawException.model_validate(item) for item in sample_exceptions(cases, f"S{tag}")]
             await services.cases.ingest(TENANT, raws, idempotency_key=None, actor="bench")
             started = time.perf_counter()
