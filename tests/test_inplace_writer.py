@@ -7,14 +7,14 @@ import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 
 from app.db.inplace import CHECKPOINT_EVERY, WAL_KEEP_BYTES, SqliteQuery, SqliteWriter
-from app.db.models import CaseJob
+from app.db.models import CaseJob, table_of
 
-JOBS = cast(Table, CaseJob.__table__)
+JOBS = table_of(CaseJob)
 
 
 async def test_the_log_is_checkpointed_and_kept_small_under_in_place_writes_alone(tmp_path: Path) -> None:

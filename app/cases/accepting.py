@@ -18,10 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
-
 from app.db.inplace import SqliteStatement
-from app.db.models import ExceptionCase, Run
+from app.db.models import ExceptionCase, Run, table_of
 
 CASE_COLUMNS = ("tenant_id", "exception_id", "source_system", "reported_type", "severity", "raw", "processing",
                 "idempotency_key", "run_id", "status", "events_synced", "received_at", "updated_at")  # fmt: skip
@@ -39,16 +37,10 @@ class Stored:
     new: list[str]
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 class SqliteAccepting:
     def __init__(self) -> None:
-        self.case = SqliteStatement.insert(_table(ExceptionCase), CASE_COLUMNS)
-        self.run = SqliteStatement.insert(_table(Run), RUN_COLUMNS)
+        self.case = SqliteStatement.insert(table_of(ExceptionCase), CASE_COLUMNS)
+        self.run = SqliteStatement.insert(table_of(Run), RUN_COLUMNS)
 
     def store(
         self, rows: list[dict[str, Any]], run: dict[str, Any]

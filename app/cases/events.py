@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import case, func, select, update
 
 from app.db.inplace import SqliteStatement
-from app.db.models import Approval, ExceptionEvent, ToolExecution
+from app.db.models import Approval, ExceptionEvent, ToolExecution, table_of
 from app.db.session import Database
 from app.db.types import utc_now
 from graph.events import CaseKey, KeyedEvent
@@ -154,12 +154,6 @@ TOOL_COLUMNS = ("tenant_id", "exception_id", "tool", "status", "mode", "attempts
                 "request", "response", "error", "at", "breaker", "attempt_log")  # fmt: skip
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 class _SqliteBatches:
     """The sink's statements on SQLite's in-place writer."""
 
@@ -169,13 +163,13 @@ class _SqliteBatches:
     )
 
     def __init__(self) -> None:
-        self.events = SqliteStatement.insert(_table(ExceptionEvent), EVENT_COLUMNS)
+        self.events = SqliteStatement.insert(table_of(ExceptionEvent), EVENT_COLUMNS)
         self.side = {
-            "approval": SqliteStatement.insert(_table(Approval), APPROVAL_COLUMNS),
+            "approval": SqliteStatement.insert(table_of(Approval), APPROVAL_COLUMNS),
             "decided": SqliteStatement.update(
-                _table(Approval), DECIDED_COLUMNS, ("tenant_id", "approval_id")
+                table_of(Approval), DECIDED_COLUMNS, ("tenant_id", "approval_id")
             ),
-            "tool": SqliteStatement.insert(_table(ToolExecution), TOOL_COLUMNS),
+            "tool": SqliteStatement.insert(table_of(ToolExecution), TOOL_COLUMNS),
         }
 
     def store(self, batch: Batch) -> Callable[[sqlite3.Connection], None]:

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from app.cases.record import playbook_info, selection_of, stored_result
 from app.db.inplace import SqliteStatement
-from app.db.models import ExceptionCase, MemoryQueue, PlaybookState
+from app.db.models import ExceptionCase, MemoryQueue, PlaybookState, table_of
 from app.db.session import Database
 from app.db.types import utc_now
 from packs.common import FINISHED_STATUSES
@@ -119,15 +119,9 @@ async def project(
             )
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 class _SqliteProjection:
     def __init__(self) -> None:
-        cases, playbooks = _table(ExceptionCase), _table(PlaybookState)
+        cases, playbooks = table_of(ExceptionCase), table_of(PlaybookState)
         keys = ("tenant_id", "exception_id")
         self.open_case = SqliteStatement.update(cases, CASE_COLUMNS, keys)
         sets = ", ".join(f"{name} = ?" for name in CASE_COLUMNS)
@@ -144,7 +138,7 @@ class _SqliteProjection:
             on_conflict=f"(tenant_id, exception_id) DO UPDATE SET {updates}",
         )
         self.queue = SqliteStatement.insert(
-            _table(MemoryQueue),
+            table_of(MemoryQueue),
             [*keys, "queued_at", "attempts"],
             on_conflict="(tenant_id, exception_id) DO UPDATE SET queued_at = excluded.queued_at",
         )

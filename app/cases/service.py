@@ -18,17 +18,17 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from langgraph.types import StateSnapshot
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.problems import FieldProblem, ProblemError
 from app.cases import accepting
 from app.cases.projection import project
 from app.db.inplace import SqliteQuery
-from app.db.models import Approval, ExceptionCase, PlaybookState, Run
+from app.db.models import Approval, ExceptionCase, PlaybookState, Run, table_of
 from app.db.session import Database
 from app.db.types import utc_now
 from app.jobs import claims
@@ -53,7 +53,7 @@ BLOCKED_RETRY_SECONDS = 60.0
 """How soon a case whose tenant has no usable packs is tried again."""
 SWEEPER = "deadline-sweeper"
 
-CASES = cast(Table, ExceptionCase.__table__)
+CASES = table_of(ExceptionCase)
 MARK_RUNNING = SqliteQuery(
     update(CASES)
     .where(
@@ -405,10 +405,10 @@ class CaseService:
                     return
                 break
             if cut_off(snapshot):  # a run cut off mid-way: carry it on
-                await self.runner.invoke(None, config_for(tenant_id, exception_id, ctx.run_id), ctx)
+                ran = await self.runner.invoke(None, config_for(tenant_id, exception_id, ctx.run_id), ctx)
                 if claim.interrupt is None:  # not this answer's run: look again for its interrupt
                     continue
-                outcome = await self.runner.outcome(tenant_id, exception_id)
+                outcome = ran or await self.runner.outcome(tenant_id, exception_id)
                 break
             if claim.interrupt is None:  # never resumed with this answer, and nothing waits for it
                 what = f"approval {claim.key}" if claim.target == "approval" else f"step {claim.key}"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -34,6 +35,13 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, typed as one (for statements built once, outside the ORM)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Tenant(Base):

@@ -27,10 +27,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    Table,
     and_,
     bindparam,
     delete,
@@ -48,14 +47,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from app.db.inplace import SqliteQuery
-from app.db.models import CaseJob
+from app.db.models import CaseJob, table_of
 from app.db.session import Database
 from app.db.types import utc_now
 from app.jobs.base import Job, JobHandler, JobKind, RetryLater
 from app.settings import Settings
 
 log = logging.getLogger("exops.jobs")
-JOBS = cast(Table, CaseJob.__table__)
+JOBS = table_of(CaseJob)
 MAX_BACKOFF_SECONDS = 60.0
 UNFINISHED: list[ColumnElement[str]] = [literal_column("'queued'"), literal_column("'running'")]
 """The statuses of a job still to end, written into the SQL (no bound list: the take statement is also
